@@ -1,0 +1,209 @@
+//! ARI's event WebSocket: connects with the application name, hands every
+//! event to the recorder, and reconnects with backoff whenever the connection
+//! fails or drops, telling the recorder each time it is back.
+
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{interval, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::{debug, info, warn};
+use url::Url;
+
+use super::events::{self, Event};
+use crate::backoff::Backoff;
+use crate::config::Secret;
+use crate::metrics::Metrics;
+
+/// How often to ping Asterisk, and how long a silent connection may last
+/// before it is taken for dead.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const SILENCE_LIMIT: Duration = Duration::from_secs(40);
+
+/// What the connection tells the recorder.
+#[derive(Debug)]
+pub enum AriMessage {
+    /// The WebSocket is (again) open: the application is registered.
+    Connected,
+    Event(Event),
+    /// The WebSocket closed; events are missed until `Connected`.
+    Disconnected,
+}
+
+pub struct EventStream {
+    /// The `ws://.../ari/events?app=...` URL (holds no credentials).
+    pub url: Url,
+    pub user: String,
+    pub password: Secret,
+}
+
+impl EventStream {
+    /// Derives the event URL from ARI's HTTP base URL.
+    pub fn new(http_base: &Url, app: &str, user: &str, password: Secret) -> Self {
+        let mut url = http_base.clone();
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme).expect("http(s) URLs convert to ws(s)");
+        let path = format!("{}/ari/events", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("app", app)
+            .append_pair("subscribeAll", "false");
+        EventStream { url, user: user.to_string(), password }
+    }
+
+    /// Keeps the connection up until `shutdown` turns true.
+    pub async fn run(self, to_recorder: mpsc::Sender<AriMessage>, metrics: &Metrics, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
+        let mut ever_connected = false;
+        loop {
+            let attempt = tokio::select! {
+                attempt = self.connect() => attempt,
+                _ = shutdown.changed() => return,
+            };
+            match attempt {
+                Ok(socket) => {
+                    backoff.reset();
+                    if ever_connected {
+                        metrics.ari_reconnects.inc();
+                        info!(url = %self.url, "ARI event WebSocket connected again");
+                    } else {
+                        info!(url = %self.url, "ARI event WebSocket connected");
+                    }
+                    ever_connected = true;
+                    if to_recorder.send(AriMessage::Connected).await.is_err() {
+                        return;
+                    }
+                    let reason = pump(socket, &to_recorder, metrics, &mut shutdown).await;
+                    let _ = to_recorder.send(AriMessage::Disconnected).await;
+                    match reason {
+                        Closed::Shutdown | Closed::RecorderGone => return,
+                        Closed::Lost(reason) => warn!(%reason, "ARI event WebSocket lost; reconnecting"),
+                    }
+                }
+                Err(reason) => {
+                    metrics.ari_connect_failures.inc();
+                    let delay = backoff.next_delay();
+                    warn!(url = %self.url, %reason, retry_in = ?delay, "cannot connect to ARI");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            }
+            // A drop: try again soon, but not in a tight loop.
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Socket, String> {
+        let mut request = self.url.as_str().into_client_request().map_err(|e| e.to_string())?;
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.user, self.password.expose()));
+        let mut header = HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|e| e.to_string())?;
+        header.set_sensitive(true);
+        request.headers_mut().insert("Authorization", header);
+        let connecting = tokio_tungstenite::connect_async(request);
+        match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+            Err(_) => Err("no answer within 10 s".to_string()),
+            Ok(Ok((socket, _response))) => Ok(socket),
+            Ok(Err(error)) => Err(describe(error)),
+        }
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+enum Closed {
+    Shutdown,
+    RecorderGone,
+    Lost(String),
+}
+
+async fn pump(
+    mut socket: Socket,
+    to_recorder: &mpsc::Sender<AriMessage>,
+    metrics: &Metrics,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Closed {
+    let mut ping = interval(PING_EVERY);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        let message = tokio::select! {
+            message = socket.next() => message,
+            _ = ping.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    return Closed::Lost(format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()));
+                }
+                if let Err(error) = socket.send(Message::Ping(Vec::new().into())).await {
+                    return Closed::Lost(error.to_string());
+                }
+                continue;
+            }
+            _ = shutdown.changed() => {
+                let _ = socket.close(None).await;
+                return Closed::Shutdown;
+            }
+        };
+        last_heard = Instant::now();
+        match message {
+            None => return Closed::Lost("connection closed".into()),
+            Some(Err(error)) => return Closed::Lost(error.to_string()),
+            Some(Ok(Message::Text(text))) => match events::parse(&text) {
+                Ok(event) => {
+                    if to_recorder.send(AriMessage::Event(event)).await.is_err() {
+                        return Closed::RecorderGone;
+                    }
+                }
+                Err(error) => {
+                    metrics.ari_bad_events.inc();
+                    warn!(%error, "ignoring an ARI event");
+                    debug!(event = %text, "the unreadable event");
+                }
+            },
+            Some(Ok(Message::Close(frame))) => {
+                let reason = frame.map(|f| format!("closed by Asterisk: {} {}", f.code, f.reason));
+                return Closed::Lost(reason.unwrap_or_else(|| "closed by Asterisk".into()));
+            }
+            Some(Ok(_)) => {} // pings are answered by the library; pongs just prove life
+        }
+    }
+}
+
+/// A connection failure in words an operator can act on.
+fn describe(error: tungstenite::Error) -> String {
+    match error {
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            match status.as_u16() {
+                401 | 403 => format!("Asterisk refused the credentials (HTTP {status}): check --ari-user and --ari-password against ari.conf"),
+                404 => format!("no ARI at this URL (HTTP {status}): check --ari-url and that res_ari is loaded"),
+                _ => format!("Asterisk answered HTTP {status}"),
+            }
+        }
+        tungstenite::Error::Io(io) => format!("{io}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_url_comes_from_the_http_base() {
+        let stream = EventStream::new(&"http://127.0.0.1:8088".parse().unwrap(), "callrec", "u", Secret::new("p".into()));
+        assert_eq!(stream.url.as_str(), "ws://127.0.0.1:8088/ari/events?app=callrec&subscribeAll=false");
+        let stream = EventStream::new(&"https://pbx:8089/asterisk/".parse().unwrap(), "a b", "u", Secret::new("p".into()));
+        assert_eq!(stream.url.as_str(), "wss://pbx:8089/asterisk/ari/events?app=a+b&subscribeAll=false");
+    }
+}

@@ -1,0 +1,237 @@
+//! Start-up: the command line (every flag also read from a `CALLREC_*`
+//! environment variable) turned into one validated `Config`. Secrets are
+//! wrapped so that they never reach a log line, an error or `--help`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+/// A password or token: printed as `***`, readable only through `expose`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callrec",
+    version,
+    about = "Call recording for Asterisk: record what a caller hears and says between two dialplan markers",
+    long_about = "Call recording for Asterisk.\n\n\
+        The dialplan marks where recording starts and stops with Stasis(callrec,start[,name]) and \
+        Stasis(callrec,stop); callrec snoops the call over ARI, receives both directions as RTP, keeps \
+        the audio in memory (μ-law, mono, 8000 Hz) and delivers each finished recording to a storage \
+        webhook, or to an output directory when no webhook is set."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Connect to Asterisk and record calls until stopped (SIGINT or SIGTERM)
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Asterisk's HTTP base URL; the ARI WebSocket URL is derived from it
+    #[arg(long, env = "CALLREC_ARI_URL", value_name = "URL", default_value = "http://127.0.0.1:8088")]
+    pub ari_url: Url,
+
+    /// ARI user (a [user] section of ari.conf)
+    #[arg(long, env = "CALLREC_ARI_USER", value_name = "USER", default_value = "callrec")]
+    pub ari_user: String,
+
+    /// ARI password of that user
+    #[arg(long, env = "CALLREC_ARI_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub ari_password: String,
+
+    /// Stasis application name the dialplan's markers use (CALLREC_APP in dialplan/callrec.conf)
+    #[arg(long, env = "CALLREC_APP", value_name = "NAME", default_value = "callrec")]
+    pub app: String,
+
+    /// UDP address the RTP of every recording arrives on
+    #[arg(long, env = "CALLREC_MEDIA_BIND", value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub media_bind: SocketAddr,
+
+    /// Address Asterisk sends RTP to, when it cannot reach the bound one (containers, NAT)
+    #[arg(long, env = "CALLREC_MEDIA_ADVERTISE", value_name = "HOST:PORT")]
+    pub media_advertise: Option<String>,
+
+    /// Storage webhook each finished recording is POSTed to (multipart: metadata + audio)
+    #[arg(long, env = "CALLREC_WEBHOOK_URL", value_name = "URL", hide_env_values = true)]
+    pub webhook_url: Option<Url>,
+
+    /// Where recordings are written when no webhook is set, or when the webhook never takes one
+    #[arg(long, env = "CALLREC_OUTPUT_DIR", value_name = "DIR", default_value = "./recordings")]
+    pub output_dir: PathBuf,
+
+    /// How long a failing webhook is retried before the recording goes to the output directory
+    #[arg(long, env = "CALLREC_WEBHOOK_RETRY_FOR", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+
+    /// How long a start marker may hold the call while capture is set up
+    #[arg(long, env = "CALLREC_CAPTURE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub capture_timeout: Duration,
+
+    /// Longest recording kept in memory; audio past it is dropped (and counted)
+    #[arg(long, env = "CALLREC_MAX_RECORDING", value_name = "DURATION", default_value = "4h", value_parser = humantime::parse_duration)]
+    pub max_recording: Duration,
+
+    /// Log filter, e.g. "info" or "callrec=debug"
+    #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
+    pub log: String,
+}
+
+/// Everything `callrec run` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ari_url: Url,
+    pub ari_user: String,
+    pub ari_password: Secret,
+    pub app: String,
+    pub media_bind: SocketAddr,
+    pub media_advertise: Option<String>,
+    pub webhook_url: Option<Url>,
+    pub output_dir: PathBuf,
+    pub webhook_retry_for: Duration,
+    pub capture_timeout: Duration,
+    pub max_recording: Duration,
+    pub log: String,
+}
+
+/// A setting that makes no sense, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl TryFrom<RunArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
+        let bad = |text: String| Err(ConfigError(text));
+        if !matches!(args.ari_url.scheme(), "http" | "https") {
+            return bad(format!("--ari-url must be an http:// or https:// URL, not {}://", args.ari_url.scheme()));
+        }
+        if !args.ari_url.username().is_empty() || args.ari_url.password().is_some() {
+            return bad("--ari-url must not contain credentials: use --ari-user and --ari-password".into());
+        }
+        if args.ari_password.is_empty() {
+            return bad("--ari-password is empty".into());
+        }
+        let app_ok = !args.app.is_empty()
+            && args.app.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !app_ok {
+            return bad(format!("--app {:?}: use letters, digits, '_', '-' or '.'", args.app));
+        }
+        if let Some(advertise) = &args.media_advertise {
+            let port_ok = advertise
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+            if !port_ok {
+                return bad(format!("--media-advertise {advertise:?}: expected HOST:PORT"));
+            }
+        } else if args.media_bind.ip().is_unspecified() {
+            return bad(format!(
+                "--media-bind {} listens on every address: set --media-advertise to the one Asterisk should send to",
+                args.media_bind
+            ));
+        }
+        if let Some(webhook) = &args.webhook_url {
+            if !matches!(webhook.scheme(), "http" | "https") {
+                return bad(format!("--webhook-url must be an http:// or https:// URL, not {}://", webhook.scheme()));
+            }
+        }
+        if args.capture_timeout.is_zero() || args.capture_timeout > Duration::from_secs(30) {
+            return bad("--capture-timeout must be more than 0 and at most 30s".into());
+        }
+        if args.max_recording.is_zero() || args.max_recording > Duration::from_secs(24 * 3600) {
+            return bad("--max-recording must be more than 0 and at most 24h".into());
+        }
+        Ok(Config {
+            ari_url: args.ari_url,
+            ari_user: args.ari_user,
+            ari_password: Secret::new(args.ari_password),
+            app: args.app,
+            media_bind: args.media_bind,
+            media_advertise: args.media_advertise,
+            webhook_url: args.webhook_url,
+            output_dir: args.output_dir,
+            webhook_retry_for: args.webhook_retry_for,
+            capture_timeout: args.capture_timeout,
+            max_recording: args.max_recording,
+            log: args.log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["callrec", "run", "--ari-password", "pw"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command;
+        Config::try_from(run).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.ari_url.as_str(), "http://127.0.0.1:8088/");
+        assert_eq!(config.app, "callrec");
+        assert_eq!(config.media_bind, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.output_dir, PathBuf::from("./recordings"));
+        assert_eq!(config.webhook_retry_for, Duration::from_secs(60));
+        assert_eq!(config.capture_timeout, Duration::from_secs(1));
+        assert!(config.webhook_url.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        for (args, flag) in [
+            (&["--ari-url", "ftp://x"][..], "--ari-url"),
+            (&["--ari-url", "http://u:p@x"][..], "--ari-url"),
+            (&["--app", "a b"][..], "--app"),
+            (&["--media-bind", "0.0.0.0:4000"][..], "--media-advertise"),
+            (&["--media-advertise", "nohost"][..], "--media-advertise"),
+            (&["--webhook-url", "file:///tmp/x"][..], "--webhook-url"),
+            (&["--capture-timeout", "0s"][..], "--capture-timeout"),
+            (&["--media-bind", "nonsense"][..], "--media-bind"),
+            (&["--webhook-retry-for", "soon"][..], "--webhook-retry-for"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.contains(flag), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_password_never_prints() {
+        let cli = Cli::try_parse_from(["callrec", "run", "--ari-password", "hunter2"]).unwrap();
+        let Command::Run(run) = cli.command;
+        let config = Config::try_from(run).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The output directory: the embedded default destination, and the fallback
+//! when the webhook never takes a recording. Each recording is
+//! `<recording_id>.ul` (raw μ-law) beside `<recording_id>.json` (its metadata);
+//! the JSON is written last, so its presence means the pair is complete.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::FinishedRecording;
+
+#[derive(Debug, Clone)]
+pub struct Directory {
+    path: PathBuf,
+}
+
+impl Directory {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Directory { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the recording and its metadata; returns the audio file's path.
+    pub async fn write(&self, recording: &FinishedRecording) -> std::io::Result<PathBuf> {
+        tokio::fs::create_dir_all(&self.path).await?;
+        let id = recording.metadata.recording_id;
+        let audio = self.path.join(format!("{id}.ul"));
+        let metadata = self.path.join(format!("{id}.json"));
+        let json = serde_json::to_vec_pretty(&recording.metadata).map_err(std::io::Error::other)?;
+        write_atomically(&audio, &recording.audio).await?;
+        write_atomically(&metadata, &json).await?;
+        Ok(audio)
+    }
+}
+
+impl fmt::Display for Directory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.path.display().fmt(f)
+    }
+}
+
+/// Writes next to the target, then renames: readers never see half a file.
+async fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    tokio::fs::write(&partial, contents).await?;
+    tokio::fs::rename(&partial, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::Metadata;
+    use crate::session::EndReason;
+
+    #[tokio::test]
+    async fn writes_audio_and_metadata_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = Directory::new(dir.path().join("nested/recordings"));
+        let metadata = Metadata {
+            recording_id: uuid::Uuid::new_v4(),
+            name: "n".into(),
+            channel_id: "c".into(),
+            channel_name: "PJSIP/x".into(),
+            caller_number: "1".into(),
+            caller_name: "".into(),
+            started_at: "2026-11-24T10:00:00.000Z".into(),
+            ended_at: "2026-11-24T10:00:00.001Z".into(),
+            duration_ms: 1,
+            end_reason: EndReason::Hangup,
+            format: "ulaw".into(),
+            sample_rate: 8000,
+            channels: 1,
+            bytes: 8,
+            missing_ms: 0,
+            error: None,
+        };
+        let recording = FinishedRecording { metadata: metadata.clone(), audio: vec![0xFF; 8].into() };
+        let path = directory.write(&recording).await.unwrap();
+        assert_eq!(path, directory.path().join(format!("{}.ul", metadata.recording_id)));
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0xFF; 8]);
+        let json = std::fs::read(path.with_extension("json")).unwrap();
+        let back: Metadata = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, metadata);
+        let leftovers: Vec<_> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! The JSON that travels with every recording (the webhook's `metadata` part,
+//! and `<recording_id>.json` in the output directory).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::session::EndReason;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub recording_id: Uuid,
+    pub name: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    pub caller_number: String,
+    pub caller_name: String,
+    /// RFC 3339, UTC, milliseconds: the recording's first sample.
+    pub started_at: String,
+    /// RFC 3339, UTC, milliseconds: the stop marker or hangup.
+    pub ended_at: String,
+    /// Equal to the audio's length.
+    pub duration_ms: u64,
+    pub end_reason: EndReason,
+    pub format: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub bytes: u64,
+    /// Silence inserted for packets that never came.
+    pub missing_ms: u64,
+    /// What went wrong, when `end_reason` is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Turns the monotonic instants the recorder works with into wall-clock time,
+/// from one reading of both clocks taken at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    instant: Instant,
+    system: SystemTime,
+}
+
+impl WallClock {
+    pub fn now() -> Self {
+        WallClock { instant: Instant::now(), system: SystemTime::now() }
+    }
+
+    pub fn at(&self, instant: Instant) -> SystemTime {
+        match instant.checked_duration_since(self.instant) {
+            Some(after) => self.system + after,
+            None => self.system - self.instant.duration_since(instant),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds and `Z`, e.g. `2026-11-24T10:00:00.125Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses what `rfc3339` wrote.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    DateTime::parse_from_rfc3339(text).ok().map(SystemTime::from)
+}
+
+/// Milliseconds between two RFC 3339 times, for checks and tests.
+pub fn millis_between(from: &str, to: &str) -> Option<i64> {
+    let from = parse_rfc3339(from)?;
+    let to = parse_rfc3339(to)?;
+    Some(match to.duration_since(from) {
+        Ok(after) => after.as_millis() as i64,
+        Err(before) => -(before.duration().as_millis() as i64),
+    })
+}
+
+/// Samples of audio in `duration` at 8000 Hz.
+pub fn samples_in(duration: Duration) -> u64 {
+    (duration.as_micros() * 8 / 1000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Metadata {
+        Metadata {
+            recording_id: Uuid::nil(),
+            name: "call_recording".into(),
+            channel_id: "1764.1".into(),
+            channel_name: "PJSIP/lab-00000001".into(),
+            caller_number: "".into(),
+            caller_name: "".into(),
+            started_at: "2026-11-24T10:00:00.000Z".into(),
+            ended_at: "2026-11-24T10:00:03.020Z".into(),
+            duration_ms: 3020,
+            end_reason: EndReason::Stop,
+            format: "ulaw".into(),
+            sample_rate: 8000,
+            channels: 1,
+            bytes: 24160,
+            missing_ms: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn serializes_the_documented_fields() {
+        let value = serde_json::to_value(sample()).unwrap();
+        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in [
+            "recording_id", "name", "channel_id", "channel_name", "caller_number", "caller_name",
+            "started_at", "ended_at", "duration_ms", "end_reason", "format", "sample_rate",
+            "channels", "bytes", "missing_ms",
+        ] {
+            assert!(keys.contains(&key), "{key} missing");
+        }
+        assert!(!keys.contains(&"error"), "error only when there is one");
+        assert_eq!(value["end_reason"], "stop");
+        assert_eq!(value["recording_id"], "00000000-0000-0000-0000-000000000000");
+        let back: Metadata = serde_json::from_value(value).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn times_are_utc_with_milliseconds() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_000_000_125);
+        assert_eq!(rfc3339(time), "2025-11-24T16:00:00.125Z");
+        assert_eq!(parse_rfc3339("2025-11-24T16:00:00.125Z"), Some(time));
+        assert_eq!(millis_between("2026-11-24T10:00:00.000Z", "2026-11-24T10:00:03.020Z"), Some(3020));
+    }
+
+    #[test]
+    fn the_wall_clock_follows_instants_both_ways() {
+        let clock = WallClock::now();
+        let later = clock.instant + Duration::from_millis(1500);
+        assert_eq!(clock.at(later), clock.system + Duration::from_millis(1500));
+        if let Some(earlier) = clock.instant.checked_sub(Duration::from_millis(20)) {
+            assert_eq!(clock.at(earlier), clock.system - Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn samples_follow_the_duration() {
+        assert_eq!(samples_in(Duration::from_millis(3020)), 24160);
+        assert_eq!(samples_in(Duration::from_micros(125)), 1);
+    }
+}

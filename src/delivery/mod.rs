@@ -1,0 +1,88 @@
+//! Delivery, the last step of the path: a finished recording goes to the
+//! storage webhook, or to the output directory when no webhook is configured
+//! or the webhook never took it. A recording is never dropped silently, and
+//! leaves memory once delivered.
+
+pub mod directory;
+pub mod metadata;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+pub use directory::Directory;
+pub use metadata::Metadata;
+pub use webhook::Webhook;
+
+use crate::metrics::Metrics;
+
+/// A recording ready to leave callrec.
+#[derive(Debug, Clone)]
+pub struct FinishedRecording {
+    pub metadata: Metadata,
+    /// Raw μ-law, mono, 8000 Hz.
+    pub audio: Bytes,
+}
+
+/// Where finished recordings go.
+#[derive(Clone)]
+pub struct Delivery {
+    webhook: Option<Webhook>,
+    directory: Directory,
+    metrics: Arc<Metrics>,
+    /// Turns true at shutdown: retries stop waiting and fall back to disk.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Delivery {
+    pub fn new(webhook: Option<Webhook>, directory: Directory, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Self {
+        Delivery { webhook, directory, metrics, shutdown }
+    }
+
+    pub async fn deliver(&self, recording: FinishedRecording) {
+        let meta = &recording.metadata;
+        let Some(webhook) = &self.webhook else {
+            match self.directory.write(&recording).await {
+                Ok(path) => {
+                    self.metrics.deliveries_directory.inc();
+                    info!(
+                        recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
+                        end_reason = %meta.end_reason, path = %path.display(), "recording saved"
+                    );
+                }
+                Err(error) => self.lost(&recording, &error.to_string()),
+            }
+            return;
+        };
+        match webhook.send(&recording, &self.metrics, self.shutdown.clone()).await {
+            Ok(attempts) => {
+                self.metrics.deliveries_webhook.inc();
+                info!(
+                    recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
+                    end_reason = %meta.end_reason, attempts, webhook = %webhook, "recording delivered"
+                );
+            }
+            Err(failure) => match self.directory.write(&recording).await {
+                Ok(path) => {
+                    self.metrics.deliveries_fallback.inc();
+                    error!(
+                        recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
+                        "webhook delivery failed; recording saved to the output directory instead"
+                    );
+                }
+                Err(error) => self.lost(&recording, &format!("{failure}; then writing it failed: {error}")),
+            },
+        }
+    }
+
+    fn lost(&self, recording: &FinishedRecording, why: &str) {
+        self.metrics.deliveries_lost.inc();
+        error!(
+            recording_id = %recording.metadata.recording_id, directory = %self.directory, %why,
+            "RECORDING LOST: it could not be delivered or saved"
+        );
+    }
+}

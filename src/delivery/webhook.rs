@@ -1,0 +1,159 @@
+//! The storage webhook: each recording is POSTed as `multipart/form-data` with
+//! a `metadata` part (application/json) and an `audio` part (`<name>.ul`,
+//! audio/basic). A 2xx answer is success; anything else is retried with
+//! backoff for the configured time. The URL may carry a token, so logs name
+//! only its scheme, host and port.
+
+use std::error::Error as _;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use tokio::sync::watch;
+use tracing::warn;
+use url::Url;
+
+use super::FinishedRecording;
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: Arc<Url>,
+    /// How long failed attempts are retried before giving up.
+    retry_for: Duration,
+}
+
+/// A webhook that never took the recording.
+#[derive(Debug)]
+pub struct DeliveryFailure {
+    pub attempts: u32,
+    pub elapsed: Duration,
+    pub last_error: String,
+}
+
+impl fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} attempt(s) over {:.1} s, the last: {}",
+            self.attempts,
+            self.elapsed.as_secs_f64(),
+            self.last_error
+        )
+    }
+}
+
+impl Webhook {
+    pub fn new(url: Url, retry_for: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(ATTEMPT_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("callrec/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        Webhook { client, url: Arc::new(url), retry_for }
+    }
+
+    /// POSTs until a 2xx answer or until the retry time is used up (or
+    /// shutdown); returns the number of attempts it took.
+    pub async fn send(
+        &self,
+        recording: &FinishedRecording,
+        metrics: &Metrics,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<u32, DeliveryFailure> {
+        let started = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let last_error = match self.attempt(recording).await {
+                Ok(()) => return Ok(attempts),
+                Err(error) => error,
+            };
+            let elapsed = started.elapsed();
+            if elapsed >= self.retry_for || *shutdown.borrow() {
+                return Err(DeliveryFailure { attempts, elapsed, last_error });
+            }
+            let delay = backoff.next_delay();
+            metrics.delivery_retries.inc();
+            warn!(
+                recording_id = %recording.metadata.recording_id, webhook = %self, attempt = attempts,
+                error = %last_error, retry_in = ?delay, "webhook delivery failed; retrying"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn attempt(&self, recording: &FinishedRecording) -> Result<(), String> {
+        let response = self
+            .client
+            .post(self.url.as_ref().clone())
+            .multipart(form(recording))
+            .send()
+            .await
+            .map_err(|error| describe(&error.without_url()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}"))
+        }
+    }
+}
+
+impl fmt::Display for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.url.scheme(), self.url.host_str().unwrap_or("?"))?;
+        if let Some(port) = self.url.port() {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The multipart body: `metadata` then `audio`.
+pub fn form(recording: &FinishedRecording) -> Form {
+    let metadata = serde_json::to_string(&recording.metadata).expect("metadata serializes");
+    let metadata = Part::text(metadata).mime_str("application/json").expect("a valid MIME type");
+    let audio = Part::stream_with_length(recording.audio.clone(), recording.audio.len() as u64)
+        .file_name(format!("{}.ul", recording.metadata.name))
+        .mime_str("audio/basic")
+        .expect("a valid MIME type");
+    Form::new().part("metadata", metadata).part("audio", audio)
+}
+
+/// A reqwest error with its causes ("connection refused" rather than "error
+/// sending request").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_hides_path_query_and_credentials() {
+        let webhook = Webhook::new(
+            "https://user:secret@store.example:8443/hook/TOKEN?key=SECRET".parse().unwrap(),
+            Duration::from_secs(60),
+        );
+        assert_eq!(webhook.to_string(), "https://store.example:8443");
+    }
+}

@@ -1,0 +1,21 @@
+//! callrec: call recording for Asterisk.
+//!
+//! The data path, one module per step:
+//! `marker` (dialplan bookends) -> `ari` (events in, REST out) -> `recorder`
+//! (the async driver) -> `session` (per-call logic, sans-IO) -> `media`
+//! (RTP over UDP) -> `recording` (the in-memory μ-law buffer) -> `delivery`
+//! (webhook or output directory).
+
+pub mod ari;
+pub mod backoff;
+pub mod config;
+pub mod delivery;
+pub mod marker;
+pub mod media;
+pub mod metrics;
+pub mod recorder;
+pub mod recording;
+pub mod resources;
+pub mod service;
+pub mod session;
+pub mod ulaw;

@@ -1,0 +1,105 @@
+//! Counters of everything callrec did or refused, along the whole path. Each
+//! anomaly (a bad marker, a stray packet, a failed delivery) bumps one, beside
+//! its log line; the totals are logged at shutdown and can be exported later.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
+        /// All of callrec's counters.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($(#[doc = $doc])* pub $name: Counter,)*
+        }
+
+        impl Metrics {
+            /// Every counter with its name, for logging and export.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.get()),)*]
+            }
+        }
+    };
+}
+
+metrics! {
+    /// Start markers that began a recording.
+    recordings_started,
+    /// Recordings that ended, for any reason.
+    recordings_finished,
+    /// Recordings that ended with `end_reason: error`.
+    recordings_failed,
+    /// Markers whose arguments could not be understood.
+    markers_invalid,
+    /// Stop markers on a channel with no recording.
+    markers_without_recording,
+    /// Channels that could not be continued in the dialplan.
+    release_failures,
+    /// Recordings delivered to the webhook.
+    deliveries_webhook,
+    /// Recordings written to the output directory.
+    deliveries_directory,
+    /// Webhook attempts that failed and were retried.
+    delivery_retries,
+    /// Recordings the webhook never took; saved to the output directory instead.
+    deliveries_fallback,
+    /// Recordings that could not be stored anywhere.
+    deliveries_lost,
+    /// ARI connection attempts that failed.
+    ari_connect_failures,
+    /// Times the ARI WebSocket came back after a drop.
+    ari_reconnects,
+    /// ARI event messages that could not be read.
+    ari_bad_events,
+    /// ARI resources (channels, bridges) that could not be torn down.
+    teardown_failures,
+    /// RTP packets placed into a recording.
+    rtp_packets,
+    /// Datagrams from addresses no recording listens to.
+    rtp_unknown_source,
+    /// Datagrams that are not valid RTP.
+    rtp_malformed,
+    /// RTP packets of a payload type other than PCMU.
+    rtp_wrong_payload_type,
+    /// RTP packets whose audio was already there.
+    rtp_duplicates,
+    /// RTP packets that arrived late and filled a gap.
+    rtp_late,
+    /// Times a stream was re-anchored (new SSRC or timestamp jump).
+    rtp_resyncs,
+    /// RTP packets dropped because a recording reached its length limit.
+    rtp_over_limit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_every_counter() {
+        let metrics = Metrics::default();
+        metrics.rtp_packets.add(3);
+        metrics.markers_invalid.inc();
+        let snapshot = metrics.snapshot();
+        assert!(snapshot.contains(&("rtp_packets", 3)));
+        assert!(snapshot.contains(&("markers_invalid", 1)));
+        assert!(snapshot.contains(&("deliveries_lost", 0)));
+    }
+}

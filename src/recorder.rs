@@ -1,0 +1,542 @@
+//! The recorder: the async driver between the outside world and the per-call
+//! sessions. ARI events and media news come in; each call's `Session` decides;
+//! the recorder carries out its actions (REST calls, media routing, finishing
+//! and delivery) as tasks whose results come back as messages, so the loop
+//! never waits on Asterisk and a held channel is always released on time.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+use crate::ari::events::{Channel, Event};
+use crate::ari::rest::AriClient;
+use crate::ari::websocket::AriMessage;
+use crate::ari::AriError;
+use crate::delivery::metadata::{rfc3339, samples_in, WallClock};
+use crate::delivery::{Delivery, FinishedRecording, Metadata};
+use crate::marker;
+use crate::media::{MediaEvent, MediaHandle};
+use crate::metrics::Metrics;
+use crate::resources::{self, ResourceIds};
+use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session};
+use crate::ulaw;
+
+/// Time given to RTP still in flight after a recording ends, before its
+/// stream is collected and its resources are torn down.
+const DRAIN: Duration = Duration::from_millis(200);
+/// How long shutdown waits for recordings still being delivered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// What the recorder needs from the rest of callrec.
+pub struct RecorderParts {
+    pub ari: AriClient,
+    pub media: MediaHandle,
+    /// The `HOST:PORT` externalMedia channels send RTP to.
+    pub media_target: String,
+    pub delivery: Delivery,
+    pub metrics: Arc<Metrics>,
+    pub capture_timeout: Duration,
+}
+
+/// Results of the recorder's own tasks, fed back into its loop.
+#[derive(Debug)]
+enum TaskResult {
+    /// A setup step of a recording finished; `source` comes with the externalMedia channel.
+    SetUp {
+        call: String,
+        recording: RecordingId,
+        resource: Resource,
+        result: Result<Option<SocketAddr>, AriError>,
+    },
+    Bridged { call: String, recording: RecordingId, result: Result<(), AriError> },
+    /// Subscribing to a call's events failed.
+    WatchFailed { call: String, error: AriError },
+    /// A resource ended on its own; `call_exists` tells a hangup from a loss.
+    ResourceEnded { call: String, recording: RecordingId, resource: Resource, call_exists: bool },
+    /// Reconciliation after a reconnect found the call gone.
+    CallGone { call: String },
+}
+
+struct Call {
+    channel: Channel,
+    session: Session,
+}
+
+/// The recording resources that exist for a running recording.
+struct Live {
+    call: String,
+    ids: ResourceIds,
+}
+
+pub struct Recorder {
+    parts: RecorderParts,
+    clock: WallClock,
+    calls: HashMap<String, Call>,
+    live: HashMap<RecordingId, Live>,
+    /// Helper channel id -> its recording and role.
+    helpers: HashMap<String, (RecordingId, Resource)>,
+    results_tx: mpsc::UnboundedSender<TaskResult>,
+    results_rx: mpsc::UnboundedReceiver<TaskResult>,
+    tasks: JoinSet<()>,
+}
+
+impl Recorder {
+    pub fn new(parts: RecorderParts) -> Self {
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        Recorder {
+            parts,
+            clock: WallClock::now(),
+            calls: HashMap::new(),
+            live: HashMap::new(),
+            helpers: HashMap::new(),
+            results_tx,
+            results_rx,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then finishes every recording and
+    /// waits (bounded) for their delivery.
+    pub async fn run(
+        mut self,
+        mut ari: mpsc::Receiver<AriMessage>,
+        mut media: mpsc::UnboundedReceiver<MediaEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let deadline = self.calls.values().filter_map(|call| call.session.poll_timeout()).min();
+            tokio::select! {
+                message = ari.recv() => match message {
+                    Some(message) => self.handle_ari(message),
+                    None => break,
+                },
+                Some(event) = media.recv() => self.handle_media(event),
+                Some(result) = self.results_rx.recv() => self.handle_result(result),
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(error) = joined {
+                        error!(%error, "a recorder task failed");
+                    }
+                }
+                _ = sleep_until(deadline) => self.handle_timeouts(),
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.shut_down().await;
+    }
+
+    fn handle_ari(&mut self, message: AriMessage) {
+        match message {
+            AriMessage::Connected => self.reconcile(),
+            AriMessage::Disconnected => {
+                if !self.live.is_empty() {
+                    warn!(
+                        recordings = self.live.len(),
+                        "ARI events are lost until the connection is back; running recordings keep capturing"
+                    );
+                }
+            }
+            AriMessage::Event(event) => self.handle_event(event),
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        let now = Instant::now();
+        match event {
+            Event::StasisStart { channel, args } => {
+                if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
+                    self.with_session(recording, |session| session.handle_ready(recording, resource));
+                } else if resources::parse(self.parts.ari.app(), &channel.id).is_some() {
+                    // A helper of a recording that already ended: remove it.
+                    debug!(channel = %channel.id, "hanging up a leftover helper channel");
+                    self.spawn_teardown(vec![channel.id], Vec::new());
+                } else {
+                    self.handle_marker(now, channel, &args);
+                }
+            }
+            Event::StasisEnd { channel } => {
+                if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
+                    if let Some(live) = self.live.get(&recording) {
+                        // Not torn down by callrec: find out whether the call is gone.
+                        let call = live.call.clone();
+                        let ari = self.parts.ari.clone();
+                        let results = self.results_tx.clone();
+                        self.tasks.spawn(async move {
+                            let call_exists = ari.channel_exists(&call).await.unwrap_or(true);
+                            let _ = results.send(TaskResult::ResourceEnded { call, recording, resource, call_exists });
+                        });
+                    }
+                }
+            }
+            Event::ChannelHangupRequest { channel } | Event::ChannelDestroyed { channel } => {
+                if let Some(call) = self.calls.get_mut(&channel.id) {
+                    call.session.handle_hangup(now);
+                    self.process(&channel.id);
+                }
+            }
+            Event::ApplicationReplaced { application } => {
+                error!(
+                    app = %application,
+                    "another ARI client took over the Stasis application: markers now go there, not to this callrec"
+                );
+            }
+            Event::Other => {}
+        }
+    }
+
+    fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
+        let command = match marker::parse_stasis_args(args) {
+            Ok(command) => command,
+            Err(error) => {
+                self.parts.metrics.markers_invalid.inc();
+                warn!(channel = %channel.name, args = ?args, %error, "ignoring a marker; the call goes on");
+                self.spawn_release(channel.id);
+                return;
+            }
+        };
+        let id = channel.id.clone();
+        let capture_timeout = self.parts.capture_timeout;
+        let call = self
+            .calls
+            .entry(id.clone())
+            .or_insert_with(|| Call { channel: channel.clone(), session: Session::new(capture_timeout) });
+        call.channel = channel;
+        debug!(channel = %call.channel.name, ?command, "marker");
+        call.session.handle_marker(now, command, Uuid::new_v4());
+        self.process(&id);
+    }
+
+    fn handle_media(&mut self, event: MediaEvent) {
+        let MediaEvent::CaptureStarted { recording, at } = event;
+        self.with_session(recording, |session| session.handle_capture_started(recording, at));
+    }
+
+    fn handle_result(&mut self, result: TaskResult) {
+        let now = Instant::now();
+        match result {
+            TaskResult::SetUp { call, recording, resource, result } => {
+                if !self.live.contains_key(&recording) {
+                    // The recording ended while this was under way: undo it.
+                    if result.is_ok() {
+                        let ids = ResourceIds::new(self.parts.ari.app(), recording);
+                        let (channels, bridges) = match resource {
+                            Resource::Bridge => (Vec::new(), vec![ids.bridge]),
+                            other => (vec![ids.get(other).to_string()], Vec::new()),
+                        };
+                        self.spawn_teardown(channels, bridges);
+                    }
+                    return;
+                }
+                let Some(session) = self.calls.get_mut(&call).map(|c| &mut c.session) else { return };
+                match result {
+                    Ok(Some(source)) => session.handle_media_source(recording, source),
+                    Ok(None) if resource == Resource::Bridge => session.handle_ready(recording, Resource::Bridge),
+                    Ok(None) => {} // a channel is ready once it reaches Stasis
+                    Err(error) => session.handle_setup_failed(now, recording, error.to_string()),
+                }
+                self.process(&call);
+            }
+            TaskResult::Bridged { call, recording, result } => {
+                if let (Err(error), Some(c)) = (result, self.calls.get_mut(&call)) {
+                    c.session.handle_setup_failed(now, recording, error.to_string());
+                    self.process(&call);
+                }
+            }
+            TaskResult::WatchFailed { call, error } => {
+                if matches!(error.status(), Some(404 | 422)) {
+                    self.hang_up_call(now, &call);
+                } else {
+                    warn!(channel = %call, %error, "cannot follow the call's hangup; the recording ends at its stop marker or callrec's check of the snoop");
+                }
+            }
+            TaskResult::ResourceEnded { call, recording, resource, call_exists } => {
+                if call_exists {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        let error = format!("the {resource} ended while recording");
+                        c.session.handle_resource_lost(now, recording, error);
+                        self.process(&call);
+                    }
+                } else {
+                    self.hang_up_call(now, &call);
+                }
+            }
+            TaskResult::CallGone { call } => self.hang_up_call(now, &call),
+        }
+    }
+
+    fn hang_up_call(&mut self, now: Instant, call: &str) {
+        if let Some(c) = self.calls.get_mut(call) {
+            c.session.handle_hangup(now);
+            self.process(call);
+        }
+    }
+
+    fn handle_timeouts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, call)| call.session.poll_timeout().is_some_and(|deadline| deadline <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.session.handle_timeout(now);
+            }
+            self.process(&id);
+        }
+    }
+
+    /// Runs `f` on the session that owns `recording`, then its actions.
+    fn with_session(&mut self, recording: RecordingId, f: impl FnOnce(&mut Session)) {
+        let Some(call) = self.live.get(&recording).map(|live| live.call.clone()) else { return };
+        if let Some(c) = self.calls.get_mut(&call) {
+            f(&mut c.session);
+            self.process(&call);
+        }
+    }
+
+    /// Carries out everything the call's session asked for.
+    fn process(&mut self, call_id: &str) {
+        loop {
+            let Some(call) = self.calls.get_mut(call_id) else { return };
+            let Some(action) = call.session.poll_action() else { break };
+            let channel = call.channel.clone();
+            match action {
+                Action::SetUp { recording } => self.set_up(&channel, recording),
+                Action::Listen { recording, source } => self.parts.media.listen(recording, source),
+                Action::Bridge { recording } => self.bridge(&channel.id, recording),
+                Action::Release => self.spawn_release(channel.id),
+                Action::Watch => self.watch(channel.id),
+                Action::Finish(finished) => self.finish(channel, finished),
+                Action::Ignore(Ignored::StopWithoutRecording) => {
+                    self.parts.metrics.markers_without_recording.inc();
+                    warn!(channel = %channel.name, "stop marker on a call with no recording; the call goes on");
+                }
+            }
+        }
+        if self.calls.get(call_id).is_some_and(|call| call.session.is_idle()) {
+            self.calls.remove(call_id);
+        }
+    }
+
+    fn set_up(&mut self, channel: &Channel, recording: RecordingId) {
+        self.parts.metrics.recordings_started.inc();
+        let ids = ResourceIds::new(self.parts.ari.app(), recording);
+        info!(channel = %channel.name, %recording, "recording: setting up capture");
+        self.helpers.insert(ids.snoop.clone(), (recording, Resource::Snoop));
+        self.helpers.insert(ids.media.clone(), (recording, Resource::Media));
+        self.live.insert(recording, Live { call: channel.id.clone(), ids: ids.clone() });
+
+        let ari = self.parts.ari.clone();
+        let (snoop, call) = (ari.clone(), channel.id.clone());
+        let snoop_id = ids.snoop.clone();
+        self.spawn_setup_step(&channel.id, recording, Resource::Snoop, async move {
+            snoop.snoop(&call, &snoop_id).await.map(|()| None)
+        });
+        let (media, media_id, target) = (ari.clone(), ids.media.clone(), self.parts.media_target.clone());
+        self.spawn_setup_step(&channel.id, recording, Resource::Media, async move {
+            media.external_media(&media_id, &target).await.map(Some)
+        });
+        let (bridge, bridge_id) = (ari, ids.bridge);
+        self.spawn_setup_step(&channel.id, recording, Resource::Bridge, async move {
+            bridge.create_bridge(&bridge_id).await.map(|()| None)
+        });
+    }
+
+    fn spawn_setup_step(
+        &mut self,
+        call: &str,
+        recording: RecordingId,
+        resource: Resource,
+        step: impl Future<Output = Result<Option<SocketAddr>, AriError>> + Send + 'static,
+    ) {
+        let (results, call) = (self.results_tx.clone(), call.to_string());
+        self.tasks.spawn(async move {
+            let result = step.await;
+            let _ = results.send(TaskResult::SetUp { call, recording, resource, result });
+        });
+    }
+
+    fn bridge(&mut self, call: &str, recording: RecordingId) {
+        let Some(live) = self.live.get(&recording) else { return };
+        let (ari, ids, results, call) =
+            (self.parts.ari.clone(), live.ids.clone(), self.results_tx.clone(), call.to_string());
+        self.tasks.spawn(async move {
+            let result = ari.add_to_bridge(&ids.bridge, &[&ids.snoop, &ids.media]).await;
+            let _ = results.send(TaskResult::Bridged { call, recording, result });
+        });
+    }
+
+    fn spawn_release(&mut self, channel: String) {
+        let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
+        self.tasks.spawn(async move {
+            match ari.continue_in_dialplan(&channel).await {
+                Ok(()) => {}
+                // Gone, or already out of Stasis: nothing is held.
+                Err(error) if matches!(error.status(), Some(404 | 409)) => {
+                    debug!(%channel, %error, "nothing to release");
+                }
+                Err(error) => {
+                    metrics.release_failures.inc();
+                    error!(%channel, %error, "could not continue the channel in the dialplan");
+                }
+            }
+        });
+    }
+
+    fn watch(&mut self, call: String) {
+        let (ari, results) = (self.parts.ari.clone(), self.results_tx.clone());
+        self.tasks.spawn(async move {
+            if let Err(error) = ari.subscribe(&call).await {
+                let _ = results.send(TaskResult::WatchFailed { call, error });
+            }
+        });
+    }
+
+    /// Forgets the recording's resources, then (in a task) lets in-flight RTP
+    /// land, collects the audio, tears down and delivers.
+    fn finish(&mut self, channel: Channel, finished: Finished) {
+        let metrics = self.parts.metrics.clone();
+        metrics.recordings_finished.inc();
+        let ids = match self.live.remove(&finished.recording) {
+            Some(live) => live.ids,
+            None => ResourceIds::new(self.parts.ari.app(), finished.recording),
+        };
+        self.helpers.remove(&ids.snoop);
+        self.helpers.remove(&ids.media);
+        match (&finished.reason, &finished.error) {
+            (EndReason::Error, error) => {
+                metrics.recordings_failed.inc();
+                error!(
+                    channel = %channel.name, recording = %finished.recording,
+                    error = error.as_deref().unwrap_or("unknown"), "recording failed; the call goes on"
+                );
+            }
+            (reason, _) => info!(channel = %channel.name, recording = %finished.recording, %reason, "recording ended"),
+        }
+
+        let (ari, media, delivery, clock) =
+            (self.parts.ari.clone(), self.parts.media.clone(), self.parts.delivery.clone(), self.clock);
+        self.tasks.spawn(async move {
+            tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
+            let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
+            let audio = media.take(finished.recording, total_samples).await;
+            teardown(&ari, &metrics, vec![ids.snoop, ids.media], vec![ids.bridge]).await;
+            let (ulaw, missing_samples) = match audio {
+                Some(audio) => (audio.ulaw, audio.missing_samples),
+                None => (vec![ulaw::SILENCE; total_samples as usize], total_samples),
+            };
+            let started_at = finished.started_at.unwrap_or(finished.ended_at);
+            let bytes = ulaw.len() as u64;
+            let metadata = Metadata {
+                recording_id: finished.recording,
+                name: finished.name,
+                channel_id: channel.id,
+                channel_name: channel.name,
+                caller_number: channel.caller.number,
+                caller_name: channel.caller.name,
+                started_at: rfc3339(clock.at(started_at)),
+                ended_at: rfc3339(clock.at(finished.ended_at)),
+                duration_ms: ulaw::millis(bytes),
+                end_reason: finished.reason,
+                format: "ulaw".into(),
+                sample_rate: ulaw::SAMPLE_RATE,
+                channels: 1,
+                bytes,
+                missing_ms: ulaw::millis(missing_samples),
+                error: finished.error,
+            };
+            delivery.deliver(FinishedRecording { metadata, audio: ulaw.into() }).await;
+        });
+    }
+
+    fn spawn_teardown(&mut self, channels: Vec<String>, bridges: Vec<String>) {
+        let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
+        self.tasks.spawn(async move { teardown(&ari, &metrics, channels, bridges).await });
+    }
+
+    /// After (re)connecting: remove callrec resources no running recording
+    /// owns (left by a crash or a drop), and end recordings whose call hung
+    /// up while events were missed.
+    fn reconcile(&mut self) {
+        let ari = self.parts.ari.clone();
+        let metrics = self.parts.metrics.clone();
+        let live: HashSet<RecordingId> = self.live.keys().copied().collect();
+        let calls: Vec<String> = self.live.values().map(|live| live.call.clone()).collect();
+        let results = self.results_tx.clone();
+        self.tasks.spawn(async move {
+            let app = ari.app().to_string();
+            let stale = |ids: Vec<String>| -> Vec<String> {
+                ids.into_iter()
+                    .filter(|id| resources::parse(&app, id).is_some_and(|(recording, _)| !live.contains(&recording)))
+                    .collect()
+            };
+            let channels = ari.channel_ids().await.map(&stale).unwrap_or_default();
+            let bridges = ari.bridge_ids().await.map(&stale).unwrap_or_default();
+            if !channels.is_empty() || !bridges.is_empty() {
+                info!(channels = channels.len(), bridges = bridges.len(), "removing leftover recording resources");
+                teardown(&ari, &metrics, channels, bridges).await;
+            }
+            for call in calls {
+                if let Ok(false) = ari.channel_exists(&call).await {
+                    let _ = results.send(TaskResult::CallGone { call });
+                }
+            }
+        });
+    }
+
+    async fn shut_down(mut self) {
+        let now = Instant::now();
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        if !ids.is_empty() {
+            info!(calls = ids.len(), "shutting down: finishing running recordings");
+        }
+        for id in ids {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.session.handle_shutdown(now);
+            }
+            self.process(&id);
+        }
+        let pending = async {
+            while let Some(joined) = self.tasks.join_next().await {
+                if let Err(error) = joined {
+                    error!(%error, "a recorder task failed");
+                }
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, pending).await.is_err() {
+            let left = self.tasks.len();
+            self.parts.metrics.deliveries_lost.add(left as u64);
+            error!(tasks = left, "shutdown grace period over: abandoning work still under way (recordings among it are lost)");
+        }
+    }
+}
+
+async fn teardown(ari: &AriClient, metrics: &Metrics, channels: Vec<String>, bridges: Vec<String>) {
+    for bridge in bridges {
+        if let Err(error) = ari.destroy_bridge(&bridge).await {
+            metrics.teardown_failures.inc();
+            warn!(%bridge, %error, "could not destroy a recording bridge");
+        }
+    }
+    for channel in channels {
+        if let Err(error) = ari.hangup(&channel).await {
+            metrics.teardown_failures.inc();
+            warn!(%channel, %error, "could not hang up a recording channel");
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

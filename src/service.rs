@@ -1,0 +1,76 @@
+//! Wires the path together for `callrec run`: binds the media socket, starts
+//! the ARI connection, the media task and the recorder, and shuts them down in
+//! order when asked.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::ari::rest::AriClient;
+use crate::ari::websocket::EventStream;
+use crate::config::Config;
+use crate::delivery::{Delivery, Directory, Webhook};
+use crate::media;
+use crate::metrics::Metrics;
+use crate::recorder::{Recorder, RecorderParts};
+use crate::delivery::metadata::samples_in;
+
+/// Runs callrec until `shutdown` completes, then finishes every recording.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
+    let (media, receiver) = media::bind(
+        config.media_bind,
+        samples_in(config.max_recording),
+        metrics.clone(),
+        media_events_tx,
+    )
+    .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
+    let media_target = config.media_advertise.clone().unwrap_or_else(|| media.local_addr.to_string());
+    let media_task = tokio::spawn(receiver.run());
+
+    let directory = Directory::new(&config.output_dir);
+    let webhook = config.webhook_url.clone().map(|url| Webhook::new(url, config.webhook_retry_for));
+    match &webhook {
+        Some(webhook) => info!(%webhook, fallback = %directory, "recordings go to the webhook"),
+        None => info!(directory = %directory, "no webhook set: recordings go to the output directory"),
+    }
+    info!(bind = %media.local_addr, target = %media_target, "media socket ready");
+
+    let ari = AriClient::new(&config.ari_url, &config.ari_user, config.ari_password.clone(), &config.app);
+    let events = EventStream::new(&config.ari_url, &config.app, &config.ari_user, config.ari_password.clone());
+    let (ari_tx, ari_rx) = mpsc::channel(1024);
+    let events_task = {
+        let (metrics, stop) = (metrics.clone(), stop_rx.clone());
+        tokio::spawn(async move { events.run(ari_tx, &metrics, stop).await })
+    };
+
+    let recorder = Recorder::new(RecorderParts {
+        ari,
+        media,
+        media_target,
+        delivery: Delivery::new(webhook, directory, metrics.clone(), stop_rx.clone()),
+        metrics: metrics.clone(),
+        capture_timeout: config.capture_timeout,
+    });
+    let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, stop_rx));
+
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    recorder_task.await?;
+    events_task.await?;
+    media_task.await?;
+    let counters: Vec<String> = metrics
+        .snapshot()
+        .into_iter()
+        .filter(|(_, value)| *value > 0)
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    info!(counters = %counters.join(" "), "stopped");
+    Ok(())
+}

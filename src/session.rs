@@ -1,0 +1,658 @@
+//! Per-call recording logic, sans-IO. The recorder feeds each call's session
+//! the markers placed in the dialplan, the progress of the ARI resources it set
+//! up, the start of capture, the hangup and the passing of time; the session
+//! answers with actions for the recorder to carry out. It owns no socket and
+//! reads no clock, so every race (hangup during setup, a stop before capture,
+//! a restart, a capture that never starts) is a plain unit test.
+//!
+//! One recording at a time per call: a second start finishes the first
+//! (`restart`) before the next one begins. A marker's channel is held until
+//! capture is established, so nothing after the start marker is lost, and is
+//! always released within the capture timeout.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub type RecordingId = Uuid;
+
+/// What a marker in the call flow asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkerCommand {
+    Start { name: String },
+    Stop,
+}
+
+/// Why a recording ended; reported in its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndReason {
+    Stop,
+    Hangup,
+    Restart,
+    Shutdown,
+    Error,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            EndReason::Stop => "stop",
+            EndReason::Hangup => "hangup",
+            EndReason::Restart => "restart",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Error => "error",
+        };
+        f.write_str(text)
+    }
+}
+
+/// The Asterisk resources a recording sets up to capture audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// The snoop channel on the recorded call.
+    Snoop,
+    /// The externalMedia channel that streams RTP to callrec.
+    Media,
+    /// The mixing bridge that joins the two.
+    Bridge,
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resource::Snoop => "snoop channel",
+            Resource::Media => "externalMedia channel",
+            Resource::Bridge => "bridge",
+        })
+    }
+}
+
+/// A marker the session had nothing to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    StopWithoutRecording,
+}
+
+/// A recording that has ended: what the recorder needs to collect its audio,
+/// tear down its resources and deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub recording: RecordingId,
+    pub name: String,
+    /// When capture began (the first sample); `None` if it never did.
+    pub started_at: Option<Instant>,
+    pub ended_at: Instant,
+    pub reason: EndReason,
+    /// What went wrong, for `EndReason::Error`.
+    pub error: Option<String>,
+}
+
+/// What the session asks the recorder to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the recording's snoop channel, externalMedia channel and bridge.
+    SetUp { recording: RecordingId },
+    /// Route RTP arriving from `source` into the recording.
+    Listen { recording: RecordingId, source: SocketAddr },
+    /// Put the snoop and externalMedia channels into the bridge.
+    Bridge { recording: RecordingId },
+    /// Let the channel go on with its call flow.
+    Release,
+    /// Follow the channel's events once it has left the marker, to see its hangup.
+    Watch,
+    /// Collect, tear down and deliver a recording.
+    Finish(Finished),
+    /// Nothing to do for a marker; worth a warning.
+    Ignore(Ignored),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SetupProgress {
+    snoop: bool,
+    media: bool,
+    bridge: bool,
+    source: Option<SocketAddr>,
+    bridging: bool,
+}
+
+impl SetupProgress {
+    fn ready_to_bridge(&self) -> bool {
+        self.snoop && self.media && self.bridge && self.source.is_some() && !self.bridging
+    }
+
+    fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.snoop {
+            missing.push("snoop channel");
+        }
+        if !self.media {
+            missing.push("externalMedia channel");
+        }
+        if !self.bridge {
+            missing.push("bridge");
+        }
+        if self.source.is_none() {
+            missing.push("RTP source address");
+        }
+        if missing.is_empty() {
+            missing.push("first RTP packet");
+        }
+        missing
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    SettingUp { deadline: Instant, progress: SetupProgress },
+    Capturing { started_at: Instant },
+}
+
+#[derive(Debug)]
+struct Current {
+    recording: RecordingId,
+    name: String,
+    phase: Phase,
+}
+
+/// The recording state of one call.
+#[derive(Debug)]
+pub struct Session {
+    capture_timeout: Duration,
+    current: Option<Current>,
+    watching: bool,
+    hung_up: bool,
+    actions: VecDeque<Action>,
+}
+
+impl Session {
+    pub fn new(capture_timeout: Duration) -> Self {
+        Session {
+            capture_timeout,
+            current: None,
+            watching: false,
+            hung_up: false,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.current {
+            Some(Current { phase: Phase::SettingUp { deadline, .. }, .. }) => Some(*deadline),
+            _ => None,
+        }
+    }
+
+    /// No recording is running: the recorder may forget this session.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// The recording in progress, if any.
+    pub fn recording(&self) -> Option<RecordingId> {
+        self.current.as_ref().map(|current| current.recording)
+    }
+
+    /// A marker reached the call; its channel is held until `Release`.
+    /// `fresh_id` names the recording a start marker begins.
+    pub fn handle_marker(&mut self, now: Instant, command: MarkerCommand, fresh_id: RecordingId) {
+        match command {
+            MarkerCommand::Start { name } => {
+                if self.current.is_some() {
+                    self.finish(now, EndReason::Restart, None);
+                }
+                self.current = Some(Current {
+                    recording: fresh_id,
+                    name,
+                    phase: Phase::SettingUp {
+                        deadline: now + self.capture_timeout,
+                        progress: SetupProgress::default(),
+                    },
+                });
+                self.actions.push_back(Action::SetUp { recording: fresh_id });
+            }
+            MarkerCommand::Stop => {
+                if self.current.is_some() {
+                    self.finish(now, EndReason::Stop, None);
+                } else {
+                    self.actions.push_back(Action::Ignore(Ignored::StopWithoutRecording));
+                }
+                self.actions.push_back(Action::Release);
+            }
+        }
+    }
+
+    /// One of the recording's resources exists (a channel reached Stasis, the bridge was created).
+    pub fn handle_ready(&mut self, recording: RecordingId, resource: Resource) {
+        if let Some(progress) = self.progress(recording) {
+            match resource {
+                Resource::Snoop => progress.snoop = true,
+                Resource::Media => progress.media = true,
+                Resource::Bridge => progress.bridge = true,
+            }
+            self.bridge_when_ready(recording);
+        }
+    }
+
+    /// Asterisk told where the recording's RTP will come from.
+    pub fn handle_media_source(&mut self, recording: RecordingId, source: SocketAddr) {
+        if let Some(progress) = self.progress(recording) {
+            progress.source = Some(source);
+            self.actions.push_back(Action::Listen { recording, source });
+            self.bridge_when_ready(recording);
+        }
+    }
+
+    /// The first RTP packet of the recording arrived at `at`: capture is established.
+    pub fn handle_capture_started(&mut self, recording: RecordingId, at: Instant) {
+        if self.progress(recording).is_none() {
+            return;
+        }
+        if let Some(current) = self.current.as_mut() {
+            current.phase = Phase::Capturing { started_at: at };
+        }
+        self.actions.push_back(Action::Release);
+        if !self.watching && !self.hung_up {
+            self.watching = true;
+            self.actions.push_back(Action::Watch);
+        }
+    }
+
+    /// Setting up the recording failed; it ends with an error and the call goes on.
+    pub fn handle_setup_failed(&mut self, now: Instant, recording: RecordingId, error: String) {
+        if self.progress(recording).is_some() {
+            self.finish(now, EndReason::Error, Some(error));
+            self.release_unless_hung_up();
+        }
+    }
+
+    /// A resource of a running recording went away on its own.
+    pub fn handle_resource_lost(&mut self, now: Instant, recording: RecordingId, error: String) {
+        if self.recording() == Some(recording) {
+            let was_setting_up = self.progress(recording).is_some();
+            self.finish(now, EndReason::Error, Some(error));
+            if was_setting_up {
+                self.release_unless_hung_up();
+            }
+        }
+    }
+
+    /// The recorded channel hung up.
+    pub fn handle_hangup(&mut self, now: Instant) {
+        self.hung_up = true;
+        if self.current.is_some() {
+            self.finish(now, EndReason::Hangup, None);
+        }
+    }
+
+    /// callrec is shutting down: finish what runs, let every held channel go.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let was_setting_up = matches!(
+            self.current,
+            Some(Current { phase: Phase::SettingUp { .. }, .. })
+        );
+        if self.current.is_some() {
+            self.finish(now, EndReason::Shutdown, None);
+        }
+        if was_setting_up {
+            self.release_unless_hung_up();
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(Current { phase: Phase::SettingUp { deadline, progress }, .. }) = &self.current else {
+            return;
+        };
+        if now < *deadline {
+            return;
+        }
+        let error = format!(
+            "capture not established within {} ms (still waiting for: {})",
+            self.capture_timeout.as_millis(),
+            progress.missing().join(", ")
+        );
+        self.finish(now, EndReason::Error, Some(error));
+        self.release_unless_hung_up();
+    }
+
+    fn progress(&mut self, recording: RecordingId) -> Option<&mut SetupProgress> {
+        match &mut self.current {
+            Some(Current { recording: current, phase: Phase::SettingUp { progress, .. }, .. })
+                if *current == recording =>
+            {
+                Some(progress)
+            }
+            _ => None,
+        }
+    }
+
+    fn bridge_when_ready(&mut self, recording: RecordingId) {
+        if let Some(progress) = self.progress(recording) {
+            if progress.ready_to_bridge() {
+                progress.bridging = true;
+                self.actions.push_back(Action::Bridge { recording });
+            }
+        }
+    }
+
+    fn release_unless_hung_up(&mut self) {
+        if !self.hung_up {
+            self.actions.push_back(Action::Release);
+        }
+    }
+
+    fn finish(&mut self, now: Instant, reason: EndReason, error: Option<String>) {
+        let Some(current) = self.current.take() else {
+            return;
+        };
+        let started_at = match current.phase {
+            Phase::Capturing { started_at } => Some(started_at),
+            Phase::SettingUp { .. } => None,
+        };
+        self.actions.push_back(Action::Finish(Finished {
+            recording: current.recording,
+            name: current.name,
+            started_at,
+            ended_at: now,
+            reason,
+            error,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn source() -> SocketAddr {
+        "127.0.0.1:14000".parse().unwrap()
+    }
+
+    fn start(name: &str) -> MarkerCommand {
+        MarkerCommand::Start { name: name.to_string() }
+    }
+
+    fn drain(session: &mut Session) -> Vec<Action> {
+        std::iter::from_fn(|| session.poll_action()).collect()
+    }
+
+    /// Runs a start marker through a full, successful setup; returns the recording id.
+    fn started(session: &mut Session, t0: Instant, capture_at: Instant) -> RecordingId {
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("call_recording"), id);
+        assert_eq!(drain(session), vec![Action::SetUp { recording: id }]);
+        session.handle_ready(id, Resource::Bridge);
+        session.handle_ready(id, Resource::Snoop);
+        session.handle_media_source(id, source());
+        session.handle_ready(id, Resource::Media);
+        assert_eq!(
+            drain(session),
+            vec![
+                Action::Listen { recording: id, source: source() },
+                Action::Bridge { recording: id },
+            ]
+        );
+        session.handle_capture_started(id, capture_at);
+        id
+    }
+
+    fn finished(actions: &[Action]) -> Vec<&Finished> {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Finish(finished) => Some(finished),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_channel_is_held_until_capture_is_established() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("call_recording"), id);
+        assert_eq!(session.poll_timeout(), Some(t0 + TIMEOUT));
+        session.handle_ready(id, Resource::Snoop);
+        session.handle_ready(id, Resource::Media);
+        session.handle_ready(id, Resource::Bridge);
+        let actions = drain(&mut session);
+        assert!(!actions.contains(&Action::Release));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Bridge { .. })), "no bridge before the source is known");
+        session.handle_media_source(id, source());
+        assert!(drain(&mut session).contains(&Action::Bridge { recording: id }));
+        session.handle_capture_started(id, t0 + ms(60));
+        assert_eq!(drain(&mut session), vec![Action::Release, Action::Watch]);
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stop_finishes_with_the_capture_time_and_releases() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(50));
+        drain(&mut session);
+        session.handle_marker(t0 + ms(3050), MarkerCommand::Stop, Uuid::new_v4());
+        let actions = drain(&mut session);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Finish(Finished {
+                    recording: id,
+                    name: "call_recording".into(),
+                    started_at: Some(t0 + ms(50)),
+                    ended_at: t0 + ms(3050),
+                    reason: EndReason::Stop,
+                    error: None,
+                }),
+                Action::Release,
+            ]
+        );
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_stop_without_recording_is_ignored_and_released() {
+        let mut session = Session::new(TIMEOUT);
+        session.handle_marker(Instant::now(), MarkerCommand::Stop, Uuid::new_v4());
+        assert_eq!(
+            drain(&mut session),
+            vec![Action::Ignore(Ignored::StopWithoutRecording), Action::Release]
+        );
+    }
+
+    #[test]
+    fn a_second_start_delivers_the_first_as_restart() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let first = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        let second = Uuid::new_v4();
+        session.handle_marker(t0 + ms(2000), start("second"), second);
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].recording, first);
+        assert_eq!(ended[0].reason, EndReason::Restart);
+        assert_eq!(ended[0].ended_at, t0 + ms(2000));
+        assert_eq!(actions.last(), Some(&Action::SetUp { recording: second }));
+        assert!(!actions.contains(&Action::Release), "held until the new capture runs");
+        assert_eq!(session.recording(), Some(second));
+        // The channel is already watched: no second subscription.
+        session.handle_ready(second, Resource::Snoop);
+        session.handle_ready(second, Resource::Media);
+        session.handle_ready(second, Resource::Bridge);
+        session.handle_media_source(second, source());
+        drain(&mut session);
+        session.handle_capture_started(second, t0 + ms(2050));
+        assert_eq!(drain(&mut session), vec![Action::Release]);
+    }
+
+    #[test]
+    fn hangup_during_setup_finishes_without_capture_and_does_not_release() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("call_recording"), id);
+        session.handle_ready(id, Resource::Snoop);
+        drain(&mut session);
+        session.handle_hangup(t0 + ms(30));
+        let actions = drain(&mut session);
+        assert_eq!(actions.len(), 1);
+        let ended = finished(&actions);
+        assert_eq!(ended[0].reason, EndReason::Hangup);
+        assert_eq!(ended[0].started_at, None);
+        // Late progress of the dead recording changes nothing.
+        session.handle_capture_started(id, t0 + ms(40));
+        session.handle_timeout(t0 + ms(5000));
+        assert!(drain(&mut session).is_empty());
+    }
+
+    #[test]
+    fn stop_before_capture_is_established_ends_the_recording_empty() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("call_recording"), id);
+        drain(&mut session);
+        session.handle_marker(t0 + ms(10), MarkerCommand::Stop, Uuid::new_v4());
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!(ended[0].reason, EndReason::Stop);
+        assert_eq!(ended[0].started_at, None);
+        assert_eq!(actions.last(), Some(&Action::Release));
+        session.handle_capture_started(id, t0 + ms(20));
+        assert!(drain(&mut session).is_empty());
+    }
+
+    #[test]
+    fn capture_timeout_releases_the_channel_and_reports_an_error() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("call_recording"), id);
+        session.handle_ready(id, Resource::Snoop);
+        session.handle_ready(id, Resource::Media);
+        session.handle_ready(id, Resource::Bridge);
+        session.handle_media_source(id, source());
+        drain(&mut session);
+        session.handle_timeout(t0 + ms(999));
+        assert!(drain(&mut session).is_empty(), "not before the deadline");
+        session.handle_timeout(t0 + ms(1000));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!(ended[0].reason, EndReason::Error);
+        assert_eq!(ended[0].started_at, None);
+        let error = ended[0].error.as_deref().unwrap();
+        assert!(error.contains("first RTP packet"), "{error}");
+        assert_eq!(actions.last(), Some(&Action::Release));
+        assert!(session.is_idle());
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn the_timeout_names_what_never_came() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("x"), id);
+        session.handle_ready(id, Resource::Snoop);
+        session.handle_timeout(t0 + TIMEOUT);
+        let actions = drain(&mut session);
+        let error = finished(&actions)[0].error.clone().unwrap();
+        assert!(error.contains("externalMedia channel"), "{error}");
+        assert!(!error.contains("snoop"), "{error}");
+    }
+
+    #[test]
+    fn a_setup_failure_releases_at_once() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("x"), id);
+        drain(&mut session);
+        session.handle_setup_failed(t0 + ms(5), id, "snoop: HTTP 404".into());
+        let actions = drain(&mut session);
+        assert_eq!(finished(&actions)[0].error.as_deref(), Some("snoop: HTTP 404"));
+        assert_eq!(actions.last(), Some(&Action::Release));
+    }
+
+    #[test]
+    fn hangup_while_capturing_ends_at_the_hangup() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        started(&mut session, t0, t0 + ms(30));
+        drain(&mut session);
+        session.handle_hangup(t0 + ms(7000));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!(ended[0].reason, EndReason::Hangup);
+        assert_eq!(ended[0].ended_at - ended[0].started_at.unwrap(), ms(6970));
+        assert!(!actions.contains(&Action::Release));
+    }
+
+    #[test]
+    fn a_lost_resource_ends_a_running_recording_with_an_error() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(30));
+        drain(&mut session);
+        session.handle_resource_lost(t0 + ms(500), Uuid::new_v4(), "other".into());
+        assert!(drain(&mut session).is_empty(), "another recording's loss is not ours");
+        session.handle_resource_lost(t0 + ms(500), id, "externalMedia channel ended".into());
+        let actions = drain(&mut session);
+        assert_eq!(finished(&actions)[0].reason, EndReason::Error);
+        assert!(!actions.contains(&Action::Release), "the channel is not held");
+    }
+
+    #[test]
+    fn shutdown_finishes_and_releases_a_held_channel() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        session.handle_marker(t0, start("x"), Uuid::new_v4());
+        drain(&mut session);
+        session.handle_shutdown(t0 + ms(100));
+        let actions = drain(&mut session);
+        assert_eq!(finished(&actions)[0].reason, EndReason::Shutdown);
+        assert_eq!(actions.last(), Some(&Action::Release));
+
+        let mut session = Session::new(TIMEOUT);
+        started(&mut session, t0, t0 + ms(30));
+        drain(&mut session);
+        session.handle_shutdown(t0 + ms(100));
+        let actions = drain(&mut session);
+        assert_eq!(finished(&actions)[0].reason, EndReason::Shutdown);
+        assert!(!actions.contains(&Action::Release));
+    }
+
+    #[test]
+    fn progress_for_another_recording_is_ignored() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        session.handle_marker(t0, start("x"), id);
+        drain(&mut session);
+        let stranger = Uuid::new_v4();
+        session.handle_media_source(stranger, source());
+        session.handle_capture_started(stranger, t0);
+        session.handle_setup_failed(t0, stranger, "nope".into());
+        assert!(drain(&mut session).is_empty());
+        assert_eq!(session.recording(), Some(id));
+    }
+}
