@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every callrec test: unit tests, then end to end against a real,
+# dockerized Asterisk 22 with real SIP callers. Installs and starts what is
+# missing (Docker engine, the Asterisk image, sipp, sox); quick when all is there.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_rust
+ensure_packages sipp=sip-tester sox=sox curl=curl
+asterisk_up
+log "Asterisk is up; running the tests"
+cd "$CALLREC_ROOT"
+# The end-to-end tests take the lab one at a time (a lock file); unit tests run in parallel.
+cargo test --locked --all-targets

@@ -1,0 +1,135 @@
+//! callrec itself, run as the real binary in a child process, its log kept
+//! for the tests to read.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::lab;
+
+pub struct Callrec {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    pub output_dir: tempfile::TempDir,
+}
+
+/// What a test may change; everything else is the lab's default.
+pub struct Options<'a> {
+    pub ari_url: &'a str,
+    pub ari_password: &'a str,
+    pub webhook_url: Option<&'a str>,
+    pub extra: Vec<&'a str>,
+    /// Wait for the ARI connection before returning.
+    pub wait_connected: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            ari_url: lab::ARI_URL,
+            ari_password: lab::ARI_PASSWORD,
+            webhook_url: None,
+            extra: Vec::new(),
+            wait_connected: true,
+        }
+    }
+}
+
+impl Callrec {
+    pub async fn start(options: Options<'_>) -> Callrec {
+        let output_dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callrec"));
+        command
+            .arg("run")
+            .args(["--ari-url", options.ari_url])
+            .args(["--ari-user", lab::ARI_USER])
+            .arg("--output-dir")
+            .arg(output_dir.path())
+            .args(["--log", "callrec=debug,info"])
+            .args(&options.extra)
+            .env("CALLREC_ARI_PASSWORD", options.ari_password)
+            .env_remove("CALLREC_WEBHOOK_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(url) = options.webhook_url {
+            command.args(["--webhook-url", url]);
+        }
+        let mut child = command.spawn().expect("start callrec");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("CALLREC_TEST_ECHO").is_some() {
+                    eprintln!("callrec| {line}");
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let callrec = Callrec { child, log, output_dir };
+        if options.wait_connected {
+            callrec.wait_for_log("ARI event WebSocket connected", Duration::from_secs(10)).await;
+        }
+        callrec
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle` (counting from the start).
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        self.wait_for_count(needle, 1, timeout).await;
+    }
+
+    /// Waits until the log holds `needle` at least `count` times.
+    pub async fn wait_for_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "callrec never logged {needle:?} {count} time(s); its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops callrec with SIGTERM, as `docker stop` would; returns its log.
+    pub async fn stop(mut self) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("callrec stops within 30 s of SIGTERM")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let log = self.log();
+        assert!(status.success(), "callrec exited with {status}; its log:\n{log}");
+        log
+    }
+
+    /// Recordings written to the output directory: (metadata, audio) pairs.
+    pub fn saved(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
+        let mut saved = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.output_dir.path()) else { return saved };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                let audio = std::fs::read(path.with_extension("ul")).unwrap();
+                saved.push((metadata, audio));
+            }
+        }
+        saved
+    }
+}

@@ -1,0 +1,133 @@
+//! The lab: the dockerized Asterisk 22 that scripts/test.sh starts. Tests take
+//! it one at a time (they share its Stasis application and dialplan).
+
+use std::fs::File;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub const ARI_URL: &str = "http://127.0.0.1:8088";
+pub const ARI_USER: &str = "callrec";
+pub const ARI_PASSWORD: &str = "callrec";
+
+/// Exclusive use of the lab for one test; released on drop.
+pub struct LabGuard {
+    _lock: File,
+}
+
+/// Waits for the lab to be free, then checks that Asterisk answers. A lab
+/// that is not there fails the test loudly: these tests are never skipped.
+pub async fn take() -> LabGuard {
+    let path = std::env::temp_dir().join("callrec-e2e.lock");
+    let lock = File::create(&path).expect("create the lab lock file");
+    let lock = tokio::task::spawn_blocking(move || {
+        lock.lock().expect("lock the lab");
+        lock
+    })
+    .await
+    .unwrap();
+    let info = ari_get("asterisk/info")
+        .send()
+        .await
+        .and_then(|response| response.error_for_status());
+    if let Err(error) = info {
+        panic!(
+            "the end-to-end tests need the dockerized Asterisk with ARI at {ARI_URL} \
+             (scripts/test.sh starts it): {error}"
+        );
+    }
+    assert!(
+        std::process::Command::new("sipp").arg("-v").output().is_ok(),
+        "the end-to-end tests need sipp (scripts/test.sh installs it)"
+    );
+    LabGuard { _lock: lock }
+}
+
+/// A GET on ARI for the tests' own checks (not through callrec).
+pub fn ari_get(path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(format!("{ARI_URL}/ari/{path}"))
+        .basic_auth(ARI_USER, Some(ARI_PASSWORD))
+}
+
+async fn get_json(path: &str) -> Value {
+    ari_get(path)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A dialplan global variable (the scenarios note marker times in them).
+pub async fn global(name: &str) -> Option<String> {
+    let response = ari_get(&format!("asterisk/variable?variable={name}"))
+        .send()
+        .await
+        .ok()?;
+    let value: Value = response.json().await.ok()?;
+    value["value"].as_str().filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+/// A marker time noted by a scenario, in milliseconds since the epoch; waits
+/// for it to appear.
+pub async fn mark(tag: &str, name: &str) -> i64 {
+    let var = format!("{tag}_{name}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = global(&var).await {
+            let seconds: f64 = value.parse().unwrap_or_else(|_| panic!("{var} = {value:?}"));
+            return (seconds * 1000.0).round() as i64;
+        }
+        assert!(Instant::now() < deadline, "the scenario never set {var}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn channel_ids() -> Vec<String> {
+    ids(&get_json("channels").await)
+}
+
+pub async fn bridge_ids() -> Vec<String> {
+    ids(&get_json("bridges").await)
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Asserts that no channel or bridge is left on Asterisk (waiting briefly
+/// for teardown to finish).
+pub async fn assert_nothing_left() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (channels, bridges) = (channel_ids().await, bridge_ids().await);
+        if channels.is_empty() && bridges.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind on Asterisk: channels {channels:?}, bridges {bridges:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A tag unique to this test run, for SIP headers and marker variables.
+pub fn tag(test: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t{}{:x}", test.replace(|c: char| !c.is_ascii_alphanumeric(), ""), nanos)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time from metadata.
+pub fn epoch_ms(rfc3339: &str) -> i64 {
+    let time = callrec::delivery::metadata::parse_rfc3339(rfc3339)
+        .unwrap_or_else(|| panic!("not RFC 3339: {rfc3339}"));
+    time.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}

@@ -1,0 +1,12 @@
+//! What the end-to-end tests share: the lab (the dockerized Asterisk, reached
+//! over ARI), real SIP callers (sipp), callrec as a child process, a webhook
+//! receiver, a TCP proxy to cut ARI with, and tone analysis of recordings.
+
+#![allow(dead_code)]
+
+pub mod audio;
+pub mod callrec;
+pub mod lab;
+pub mod proxy;
+pub mod sipp;
+pub mod webhook;

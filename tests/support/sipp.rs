@@ -1,0 +1,191 @@
+//! Real SIP callers: sipp dials the lab's Asterisk, streams a known tone as
+//! the caller's voice (RTP, μ-law), and either waits for Asterisk to hang up
+//! or hangs up itself after a set time.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+pub struct Caller {
+    extension: String,
+    tag: String,
+    tone_hz: u32,
+    number: String,
+    name: String,
+    hang_up_after: Option<Duration>,
+}
+
+pub struct Call {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub placed_at: Instant,
+}
+
+impl Caller {
+    /// A caller dialling `extension` of the test scenarios, saying 1 kHz.
+    pub fn new(extension: &str, tag: &str) -> Caller {
+        Caller {
+            extension: extension.into(),
+            tag: tag.into(),
+            tone_hz: 1000,
+            number: "5551001".into(),
+            name: "Test Caller".into(),
+            hang_up_after: None,
+        }
+    }
+
+    /// The caller's tone: 700, 1000 or 1300 Hz (tests/data/callerN.ulaw).
+    pub fn tone(mut self, hz: u32) -> Caller {
+        self.tone_hz = hz;
+        self
+    }
+
+    pub fn from(mut self, number: &str, name: &str) -> Caller {
+        self.number = number.into();
+        self.name = name.into();
+        self
+    }
+
+    /// Hang up this long after the call is answered.
+    pub fn hang_up_after(mut self, after: Duration) -> Caller {
+        self.hang_up_after = Some(after);
+        self
+    }
+
+    pub fn place(self) -> Call {
+        let dir = tempfile::tempdir().unwrap();
+        let tone = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/caller{}.ulaw", self.tone_hz));
+        assert!(tone.exists(), "no caller tone {}", tone.display());
+        let scenario = dir.path().join("caller.xml");
+        std::fs::write(&scenario, self.scenario(&tone.display().to_string())).unwrap();
+        let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
+        let child = Command::new("sipp")
+            .arg("127.0.0.1:5060")
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-s", &self.extension, "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sipp");
+        Call { child, dir, placed_at: Instant::now() }
+    }
+
+    fn scenario(&self, tone: &str) -> String {
+        let from = format!("\"{}\" <sip:{}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]", self.name, self.number);
+        let end = match self.hang_up_after {
+            Some(after) => format!(
+                r#"<pause milliseconds="{}"/>
+  <send retrans="500"><![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>"#,
+                after.as_millis()
+            ),
+            None => r#"<recv request="BYE" timeout="80000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>"#
+                .to_string(),
+        };
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callrec test caller">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      X-Callrec-Tag: {tag}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>
+  {end}
+</scenario>
+"#,
+            tag = self.tag,
+        )
+    }
+}
+
+impl Call {
+    /// Waits for the call to end; it must have ended the way the scenario says.
+    pub async fn finish(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(100), self.child.wait())
+            .await
+            .expect("the sipp call ends")
+            .unwrap();
+        let log = std::fs::read_to_string(self.dir.path().join("sipp.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        assert!(status.success(), "sipp failed ({status}):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+}
+
+/// An even UDP port with its neighbour free, for sipp's RTP.
+fn free_media_port() -> u16 {
+    loop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port() & !1;
+        drop(socket);
+        if port > 1024
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! A real HTTP storage webhook for the tests: it takes callrec's multipart
+//! POSTs, keeps every part as received, and can be told to fail first.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+
+/// One multipart part as it arrived.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// One accepted delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub parts: Vec<Part>,
+    pub metadata: Value,
+    pub audio: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Shared {
+    deliveries: Mutex<Vec<Delivery>>,
+    attempts: AtomicUsize,
+    /// Answer 503 to this many attempts before accepting.
+    fail_first: AtomicUsize,
+}
+
+pub struct Webhook {
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        Self::failing_first(0).await
+    }
+
+    /// A webhook that answers 503 to the first `n` attempts.
+    pub async fn failing_first(n: usize) -> Webhook {
+        let shared = Arc::new(Shared::default());
+        shared.fail_first.store(n, Ordering::SeqCst);
+        let app = Router::new().route("/recordings", post(receive)).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Webhook { url: format!("http://{addr}/recordings?token=s3cr3t-token"), shared }
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.shared.attempts.load(Ordering::SeqCst)
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.deliveries.lock().unwrap().clone()
+    }
+
+    /// Waits for `n` deliveries in all.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let deliveries = self.deliveries();
+            if deliveries.len() >= n {
+                return deliveries;
+            }
+            assert!(Instant::now() < deadline, "only {} of {n} recordings were delivered", deliveries.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) -> StatusCode {
+    shared.attempts.fetch_add(1, Ordering::SeqCst);
+    let mut parts = Vec::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(str::to_string);
+        let bytes = field.bytes().await.unwrap().to_vec();
+        parts.push(Part { name, file_name, content_type, bytes });
+    }
+    let failing = shared
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let metadata = parts.iter().find(|p| p.name == "metadata").map(|p| serde_json::from_slice(&p.bytes).unwrap());
+    let audio = parts.iter().find(|p| p.name == "audio").map(|p| p.bytes.clone());
+    let (Some(metadata), Some(audio)) = (metadata, audio) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    shared.deliveries.lock().unwrap().push(Delivery { parts, metadata, audio });
+    StatusCode::OK
+}
