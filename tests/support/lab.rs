@@ -131,3 +131,8 @@ pub fn epoch_ms(rfc3339: &str) -> i64 {
         .unwrap_or_else(|| panic!("not RFC 3339: {rfc3339}"));
     time.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
