@@ -21,11 +21,11 @@ use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
 use crate::delivery::metadata::{rfc3339, samples_in, WallClock};
 use crate::delivery::{Delivery, FinishedRecording, Metadata};
-use crate::marker;
+use crate::marker::{self, MarkerError};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
 use crate::resources::{self, ResourceIds};
-use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session};
+use crate::session::{Action, EndReason, Finished, Ignored, MarkerCommand, RecordingId, Resource, Session};
 use crate::ulaw;
 
 /// Time given to RTP still in flight after a recording ends, before its
@@ -193,6 +193,15 @@ impl Recorder {
     fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
         let command = match marker::parse_stasis_args(args) {
             Ok(command) => command,
+            Err(MarkerError::BadName(name)) => {
+                // Record anyway: a typo in a name must not lose the recording.
+                self.parts.metrics.markers_invalid.inc();
+                warn!(
+                    channel = %channel.name, %name, fallback = marker::DEFAULT_NAME,
+                    "unusable recording name; recording under the default name"
+                );
+                MarkerCommand::Start { name: marker::DEFAULT_NAME.to_string() }
+            }
             Err(error) => {
                 self.parts.metrics.markers_invalid.inc();
                 warn!(channel = %channel.name, args = ?args, %error, "ignoring a marker; the call goes on");
@@ -214,6 +223,7 @@ impl Recorder {
 
     fn handle_media(&mut self, event: MediaEvent) {
         let MediaEvent::CaptureStarted { recording, at } = event;
+        debug!(%recording, "capture established: first RTP packet arrived");
         self.with_session(recording, |session| session.handle_capture_started(recording, at));
     }
 

@@ -7,79 +7,18 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use support::audio::{assert_absent, assert_present, first_run_ms, present_ms};
+use support::audio::{assert_absent, assert_present, present_ms};
 use support::callrec::{Callrec, Options};
+use support::checks::{assert_between_marks, assert_onset_complete, assert_well_formed, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, epoch_ms, mark};
 use support::sipp::Caller;
-use support::webhook::{Delivery, Webhook};
-
-const PROMPT_MS: usize = 3000;
-
-/// Checks the parts and the metadata that every delivery must carry.
-fn assert_well_formed(delivery: &Delivery, name: &str, end_reason: &str) -> Value {
-    let names: Vec<&str> = delivery.parts.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["metadata", "audio"], "exactly two parts");
-    let metadata_part = &delivery.parts[0];
-    assert_eq!(metadata_part.content_type.as_deref(), Some("application/json"));
-    let audio_part = &delivery.parts[1];
-    assert_eq!(audio_part.content_type.as_deref(), Some("audio/basic"));
-    assert_eq!(audio_part.file_name.as_deref(), Some(format!("{name}.ul").as_str()));
-
-    let meta = &delivery.metadata;
-    assert_eq!(meta["name"], name);
-    assert_eq!(meta["end_reason"], end_reason, "{meta}");
-    assert_eq!(meta["format"], "ulaw");
-    assert_eq!(meta["sample_rate"], 8000);
-    assert_eq!(meta["channels"], 1);
-    assert!(uuid::Uuid::parse_str(meta["recording_id"].as_str().unwrap()).is_ok());
-    assert!(meta["channel_name"].as_str().unwrap().starts_with("PJSIP/lab-"), "{meta}");
-    assert!(!meta["channel_id"].as_str().unwrap().is_empty());
-    let bytes = meta["bytes"].as_u64().unwrap();
-    assert_eq!(bytes, delivery.audio.len() as u64);
-    assert_eq!(meta["duration_ms"].as_u64().unwrap(), bytes / 8, "duration equals the audio length");
-    for field in ["started_at", "ended_at"] {
-        let text = meta[field].as_str().unwrap();
-        assert!(text.ends_with('Z') && text.len() == 24, "{field} = {text}: RFC 3339, UTC, milliseconds");
-    }
-    let span = epoch_ms(meta["ended_at"].as_str().unwrap()) - epoch_ms(meta["started_at"].as_str().unwrap());
-    let duration = meta["duration_ms"].as_i64().unwrap();
-    assert!((span - duration).abs() <= 40, "ended_at - started_at = {span} ms, duration {duration} ms");
-    meta.clone()
-}
-
-/// The recording must span the time between the two marks, within 60 ms,
-/// and start when the start marker let the call go on.
-fn assert_between_marks(meta: &Value, start_mark: i64, stop_mark: i64) {
-    let duration = meta["duration_ms"].as_i64().unwrap();
-    let between = stop_mark - start_mark;
-    assert!(
-        (duration - between).abs() <= 60,
-        "recorded {duration} ms, markers {between} ms apart"
-    );
-    let started_at = epoch_ms(meta["started_at"].as_str().unwrap());
-    assert!((started_at - start_mark).abs() <= 60, "started_at {started_at}, start marker released at {start_mark}");
-}
-
-/// The prompt right after the start marker is there from its first
-/// millisecond: all 200 ms of the 600 Hz onset, starting at the very
-/// beginning. (Asterisk's snoop may slip a 20 ms frame of silence into the
-/// stream when its timer finds no audio yet; that delays audio but loses
-/// none, so the onset is counted, not required to be unbroken.)
-fn assert_onset_complete(audio: &[u8]) {
-    let (first, _) = first_run_ms(audio, 600.0).expect("the 600 Hz onset is in the recording");
-    assert!(first <= 60, "the onset starts {first} ms into the recording");
-    let onset = present_ms(audio, 600.0, first, first + 400);
-    assert!(onset >= 190, "only {onset} ms of the 200 ms onset were recorded");
-    let (prompt_first, _) = first_run_ms(audio, 400.0).expect("the 400 Hz prompt is in the recording");
-    assert!(prompt_first >= first + 190, "the 400 Hz part starts at {prompt_first} ms, inside the onset");
-}
+use support::webhook::Webhook;
 
 #[tokio::test]
 async fn partial_recording_holds_exactly_the_bookended_section() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("partial");
 
     Caller::new("partial", &tag).from("5551234", "Alice Example").place().finish().await;
@@ -90,6 +29,8 @@ async fn partial_recording_holds_exactly_the_bookended_section() {
     assert_eq!(meta["caller_name"], "Alice Example");
     assert_eq!(meta["missing_ms"], 0);
     assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    let held = mark(&tag, "start").await - mark(&tag, "before").await;
+    assert!(held < 500, "the start marker held the call for {held} ms");
 
     let audio = &delivery.audio;
     assert_onset_complete(audio);
@@ -107,7 +48,7 @@ async fn partial_recording_holds_exactly_the_bookended_section() {
 async fn entire_call_is_recorded_until_the_caller_hangs_up() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("entire");
 
     // The caller stays 1.5 s after the prompt, then hangs up; no stop marker.
@@ -135,7 +76,7 @@ async fn entire_call_is_recorded_until_the_caller_hangs_up() {
 async fn a_caller_hanging_up_mid_recording_gets_the_recording_delivered() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("midway");
 
     // Hang up 1.5 s into the 3 s prompt: the stop marker is never reached.
@@ -163,7 +104,7 @@ async fn a_caller_hanging_up_mid_recording_gets_the_recording_delivered() {
 async fn two_recordings_in_one_call_are_delivered_separately() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("two");
 
     Caller::new("two", &tag).place().finish().await;
@@ -194,7 +135,7 @@ async fn two_recordings_in_one_call_are_delivered_separately() {
 async fn a_second_start_delivers_the_first_recording_and_begins_anew() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("restart");
 
     Caller::new("restart", &tag).place().finish().await;
@@ -224,7 +165,7 @@ async fn a_second_start_delivers_the_first_recording_and_begins_anew() {
 async fn concurrent_calls_keep_their_audio_apart() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
 
     let callers = [(700, "5550700"), (1000, "5551000"), (1300, "5551300")];
     let mut calls = Vec::new();

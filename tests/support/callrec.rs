@@ -104,7 +104,7 @@ impl Callrec {
     }
 
     /// Stops callrec with SIGTERM, as `docker stop` would; returns its log.
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(&mut self) -> String {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
@@ -116,6 +116,10 @@ impl Callrec {
         let log = self.log();
         assert!(status.success(), "callrec exited with {status}; its log:\n{log}");
         log
+    }
+
+    pub fn saved_is_empty(&self) -> bool {
+        self.saved().is_empty()
     }
 
     /// Recordings written to the output directory: (metadata, audio) pairs.

@@ -42,6 +42,13 @@ impl Proxy {
         }));
     }
 
+    /// Stops accepting connections (existing ones stay until `cut`).
+    pub fn stop_listening(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+
     /// Drops every connection through the proxy; new ones are still accepted.
     pub fn cut(&self) {
         for task in self.connections.lock().unwrap().drain(..) {

@@ -1,0 +1,296 @@
+//! End to end, when things go wrong: a failing or absent webhook, ARI
+//! unreachable, refusing or dropped, bad markers, a capture that never starts,
+//! and shutdown mid-call. In each case the caller is never stranded, the
+//! recording is never lost silently, nothing is left behind on Asterisk, and
+//! the log says what happened.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::audio::assert_present;
+use support::callrec::{Callrec, Options};
+use support::checks::{assert_between_marks, assert_metadata, assert_onset_complete, assert_well_formed, PROMPT_MS};
+use support::lab::{self, assert_nothing_left, mark};
+use support::proxy::Proxy;
+use support::sipp::Caller;
+use support::webhook::Webhook;
+
+fn asterisk() -> SocketAddr {
+    "127.0.0.1:8088".parse().unwrap()
+}
+
+/// A local TCP port with nothing listening on it.
+async fn dead_port() -> u16 {
+    Proxy::reserve().await.addr.port()
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_retried_until_it_takes_the_recording() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::failing_first(2).await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("retry");
+
+    Caller::new("partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(webhook.attempts(), 3, "two refusals, then success");
+    let meta = assert_well_formed(&deliveries[0], "partial", "stop");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(&deliveries[0].audio);
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert_eq!(log.matches("webhook delivery failed; retrying").count(), 2, "{log}");
+    assert!(log.contains("503"), "the log names the webhook's answer:\n{log}");
+    assert!(log.contains("deliveries_webhook=1") && log.contains("delivery_retries=2"), "{log}");
+    assert!(!log.contains("s3cr3t-token"), "the webhook's token never reaches the log");
+    assert!(callrec.saved_is_empty(), "nothing fell back to the output directory");
+}
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_leaves_the_recording_in_the_output_directory() {
+    let _lab = lab::take().await;
+    let url = format!("http://127.0.0.1:{}/recordings", dead_port().await);
+    let mut callrec = Callrec::start(Options {
+        webhook_url: Some(&url),
+        extra: vec!["--webhook-retry-for", "2s"],
+        ..Default::default()
+    })
+    .await;
+    let tag = lab::tag("fallback");
+
+    Caller::new("partial", &tag).place().finish().await;
+    callrec
+        .wait_for_log("webhook delivery failed; recording saved to the output directory instead", Duration::from_secs(15))
+        .await;
+    let saved = callrec.saved();
+    assert_eq!(saved.len(), 1, "one recording in the output directory");
+    let (meta, audio) = &saved[0];
+    assert_metadata(meta, audio, "partial", "stop");
+    assert_between_marks(meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(audio);
+    let log = callrec.log();
+    let id = meta["recording_id"].as_str().unwrap();
+    assert!(log.contains(&format!("{id}.ul")), "the error names the saved file:\n{log}");
+    assert!(log.contains("Connection refused") || log.contains("connection refused"), "the error says why:\n{log}");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("deliveries_fallback=1"), "{log}");
+}
+
+#[tokio::test]
+async fn without_a_webhook_recordings_land_in_the_output_directory() {
+    let _lab = lab::take().await;
+    let mut callrec = Callrec::start(Options::default()).await;
+    let tag = lab::tag("directory");
+
+    Caller::new("partial", &tag).place().finish().await;
+    callrec.wait_for_log("recording saved", Duration::from_secs(10)).await;
+    let saved = callrec.saved();
+    assert_eq!(saved.len(), 1);
+    let (meta, audio) = &saved[0];
+    assert_metadata(meta, audio, "partial", "stop");
+    assert_between_marks(meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(audio);
+    assert_present(audio, 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_ari_is_reported_and_retried_until_it_answers() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut proxy = Proxy::reserve().await;
+    let url = proxy.url();
+    let mut callrec = Callrec::start(Options {
+        ari_url: &url,
+        webhook_url: Some(&webhook.url),
+        wait_connected: false,
+        ..Default::default()
+    })
+    .await;
+    callrec.wait_for_count("cannot connect to ARI", 2, Duration::from_secs(10)).await;
+    let log = callrec.log();
+    assert!(log.contains("Connection refused"), "the log says why:\n{log}");
+
+    proxy.start(asterisk()).await;
+    callrec.wait_for_log("ARI event WebSocket connected", Duration::from_secs(20)).await;
+    let tag = lab::tag("unreachable");
+    Caller::new("partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "partial", "stop");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(&deliveries[0].audio);
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_reported_without_revealing_it() {
+    let _lab = lab::take().await;
+    let mut callrec = Callrec::start(Options {
+        ari_password: "not-the-password-42",
+        wait_connected: false,
+        ..Default::default()
+    })
+    .await;
+    callrec.wait_for_count("cannot connect to ARI", 2, Duration::from_secs(10)).await;
+    let log = callrec.stop().await;
+    assert!(log.contains("refused the credentials (HTTP 401"), "the log says why:\n{log}");
+    assert!(!log.contains("not-the-password-42"), "the password never reaches the log");
+
+    // Nor does --help show it, though it is set in the environment.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(["run", "--help"])
+        .env("CALLREC_ARI_PASSWORD", "not-the-password-42")
+        .env("CALLREC_WEBHOOK_URL", "https://store.example/hook?token=s3cr3t-token")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--ari-password") && help.contains("CALLREC_ARI_PASSWORD"), "{help}");
+    assert!(!help.contains("not-the-password-42") && !help.contains("s3cr3t-token"), "{help}");
+}
+
+#[tokio::test]
+async fn a_dropped_ari_connection_is_restored_without_losing_the_recording() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut proxy = Proxy::reserve().await;
+    proxy.start(asterisk()).await;
+    let url = proxy.url();
+    let mut callrec = Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("dropped");
+
+    let call = Caller::new("partial", &tag).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    proxy.cut();
+    callrec.wait_for_log("ARI event WebSocket connected again", Duration::from_secs(10)).await;
+    call.finish().await;
+
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "partial", "stop");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    let audio = &deliveries[0].audio;
+    assert_onset_complete(audio);
+    assert_present(audio, 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt, across the drop");
+    assert_present(audio, 1000.0, 0, PROMPT_MS - 20, 0.98, "the caller, across the drop");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("ARI event WebSocket lost; reconnecting"), "{log}");
+    assert!(log.contains("ari_reconnects=1"), "{log}");
+}
+
+#[tokio::test]
+async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recording() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut proxy = Proxy::reserve().await;
+    proxy.start(asterisk()).await;
+    let url = proxy.url();
+    let mut callrec = Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("missed");
+
+    let call = Caller::new("entire", &tag).hang_up_after(Duration::from_millis(2500)).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    proxy.stop_listening();
+    proxy.cut();
+    call.finish().await; // the hangup happens while callrec cannot hear it
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(webhook.deliveries().is_empty());
+    proxy.start(asterisk()).await;
+
+    let deliveries = webhook.wait_for(1, Duration::from_secs(20)).await;
+    let meta = assert_well_formed(&deliveries[0], "call_recording", "hangup");
+    let audio = &deliveries[0].audio;
+    assert_onset_complete(audio);
+    assert!(audio.len() / 8 >= 2000, "the audio up to the hangup is kept");
+    assert!(meta["missing_ms"].as_u64().unwrap() > 0, "the time after the hangup is reported as missing audio");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn bad_markers_are_reported_and_the_call_goes_on() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("markers");
+
+    Caller::new("markers", &tag).place().finish().await;
+    mark(&tag, "survived").await;
+    mark(&tag, "end").await;
+    // The unusable name still records, under the default name.
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "call_recording", "stop");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(&deliveries[0].audio);
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    for expected in [
+        "stop marker on a call with no recording",
+        "unknown marker \"pause\"",
+        "no marker given",
+        "unexpected extra arguments",
+        "unusable recording name",
+    ] {
+        assert!(log.contains(expected), "the log reports {expected:?}:\n{log}");
+    }
+    assert!(log.contains("markers_invalid=4") && log.contains("markers_without_recording=1"), "{log}");
+    assert_eq!(webhook.deliveries().len(), 1, "bad markers start nothing");
+}
+
+#[tokio::test]
+async fn a_capture_that_never_starts_releases_the_call_within_a_second() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let target = format!("127.0.0.1:{}", dead_port().await);
+    let mut callrec = Callrec::start(Options {
+        webhook_url: Some(&webhook.url),
+        extra: vec!["--media-advertise", &target],
+        ..Default::default()
+    })
+    .await;
+    let tag = lab::tag("timeout");
+
+    Caller::new("partial", &tag).place().finish().await;
+    let held = mark(&tag, "start").await - mark(&tag, "before").await;
+    assert!((950..1500).contains(&held), "the start marker held the call {held} ms");
+    mark(&tag, "end").await; // the rest of the call flow ran
+
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "partial", "error");
+    assert_eq!(meta["duration_ms"], 0);
+    let error = meta["error"].as_str().unwrap();
+    assert!(error.contains("capture not established within 1000 ms") && error.contains("first RTP packet"), "{error}");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("recording failed; the call goes on"), "{log}");
+    assert!(log.contains("recordings_failed=1"), "{log}");
+}
+
+#[tokio::test]
+async fn shutdown_mid_call_delivers_the_recording_and_leaves_the_call_alone() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("shutdown");
+
+    let call = Caller::new("partial", &tag).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let log = callrec.stop().await;
+    assert!(log.contains("recording delivered"), "delivered before exiting:\n{log}");
+    let deliveries = webhook.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    assert_well_formed(&deliveries[0], "partial", "shutdown");
+    assert_onset_complete(&deliveries[0].audio);
+
+    // The call itself goes on to its end: the stop marker finds no callrec
+    // (the dialplan logs it and moves on), the rest of the flow runs.
+    call.finish().await;
+    mark(&tag, "end").await;
+    assert_nothing_left().await;
+}
