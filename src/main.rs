@@ -18,9 +18,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            let text = error.to_string();
-            let line = text.lines().find(|line| !line.trim().is_empty()).unwrap_or("invalid arguments");
-            eprintln!("callrec: {}", line.trim_start_matches("error: "));
+            eprintln!("callrec: {}", one_line(&error.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -52,6 +50,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's multi-line error as one line: the message and its details, without
+/// the usage block and tips (`--help` has those).
+fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:") && !line.starts_with("For more information"))
+        .collect();
+    words.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// Completes on the first SIGINT or SIGTERM (what `docker stop` sends).
