@@ -36,6 +36,8 @@ ensure_packages() {
 }
 
 compose() {
+    # One project name wherever the checkout lives: one lab Asterisk per host.
+    export COMPOSE_PROJECT_NAME=callrec
     if docker compose version >/dev/null 2>&1; then
         docker compose "$@"
     else
