@@ -10,7 +10,7 @@ ASTERISK_IMAGE=${ASTERISK_IMAGE:-callrec-asterisk:22}
 ARI_URL=${CALLREC_ARI_URL:-http://127.0.0.1:8088}
 ARI_USER=${CALLREC_ARI_USER:-callrec}
 ARI_PASSWORD=${CALLREC_ARI_PASSWORD:-callrec}
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

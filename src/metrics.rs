@@ -52,6 +52,8 @@ metrics! {
     markers_without_recording,
     /// Channels that could not be continued in the dialplan.
     release_failures,
+    /// Calls found waiting in Stasis with no session holding them, and released.
+    stranded_released,
     /// Recordings delivered to the webhook.
     deliveries_webhook,
     /// Recordings written to the output directory.

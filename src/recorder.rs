@@ -31,6 +31,11 @@ use crate::ulaw;
 /// Time given to RTP still in flight after a recording ends, before its
 /// stream is collected and its resources are torn down.
 const DRAIN: Duration = Duration::from_millis(200);
+/// Tries at continuing a held channel before giving up (and logging it).
+const RELEASE_ATTEMPTS: u32 = 3;
+/// How long a channel must sit in Stasis, unheld, before a reconnect's
+/// reconciliation releases it.
+const STRANDED_AFTER: Duration = Duration::from_millis(1500);
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -62,6 +67,9 @@ enum TaskResult {
     ResourceEnded { call: String, recording: RecordingId, resource: Resource, call_exists: bool },
     /// Reconciliation after a reconnect found the call gone.
     CallGone { call: String },
+    /// A channel sat in this Stasis application across two looks a while
+    /// apart (e.g. held by a callrec that crashed).
+    MaybeStranded { channel: String },
 }
 
 struct Call {
@@ -277,6 +285,14 @@ impl Recorder {
                 }
             }
             TaskResult::CallGone { call } => self.hang_up_call(now, &call),
+            TaskResult::MaybeStranded { channel } => {
+                let held = self.calls.get(&channel).is_some_and(|call| call.session.poll_timeout().is_some());
+                if !held {
+                    self.parts.metrics.stranded_released.inc();
+                    warn!(%channel, "releasing a call left waiting in Stasis (held by a callrec that stopped or lost its connection)");
+                    self.spawn_release(channel);
+                }
+            }
         }
     }
 
@@ -387,15 +403,23 @@ impl Recorder {
     fn spawn_release(&mut self, channel: String) {
         let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
         self.tasks.spawn(async move {
-            match ari.continue_in_dialplan(&channel).await {
-                Ok(()) => {}
-                // Gone, or already out of Stasis: nothing is held.
-                Err(error) if matches!(error.status(), Some(404 | 409)) => {
-                    debug!(%channel, %error, "nothing to release");
-                }
-                Err(error) => {
-                    metrics.release_failures.inc();
-                    error!(%channel, %error, "could not continue the channel in the dialplan");
+            // A held caller hears nothing: try hard, but briefly.
+            for attempt in 1..=RELEASE_ATTEMPTS {
+                match ari.continue_in_dialplan(&channel).await {
+                    Ok(()) => return,
+                    // Gone, or already out of Stasis: nothing is held.
+                    Err(error) if matches!(error.status(), Some(404 | 409)) => {
+                        debug!(%channel, %error, "nothing to release");
+                        return;
+                    }
+                    Err(error) if attempt == RELEASE_ATTEMPTS => {
+                        metrics.release_failures.inc();
+                        error!(%channel, %error, "could not continue the channel in the dialplan");
+                    }
+                    Err(error) => {
+                        warn!(%channel, %error, "continuing the channel failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
+                    }
                 }
             }
         });
@@ -473,8 +497,8 @@ impl Recorder {
     }
 
     /// After (re)connecting: remove callrec resources no running recording
-    /// owns (left by a crash or a drop), and end recordings whose call hung
-    /// up while events were missed.
+    /// owns (left by a crash or a drop), end recordings whose call hung up
+    /// while events were missed, and release calls left waiting in Stasis.
     fn reconcile(&mut self) {
         let ari = self.parts.ari.clone();
         let metrics = self.parts.metrics.clone();
@@ -498,6 +522,18 @@ impl Recorder {
                 if let Ok(false) = ari.channel_exists(&call).await {
                     let _ = results.send(TaskResult::CallGone { call });
                 }
+            }
+            // A channel held by a callrec that went away stays in Stasis until
+            // someone lets it go. One seen waiting twice, a while apart, is
+            // stranded unless a session here holds it (checked on arrival).
+            let Ok(first) = ari.channels_in_app().await else { return };
+            if first.is_empty() {
+                return;
+            }
+            tokio::time::sleep(STRANDED_AFTER).await;
+            let Ok(second) = ari.channels_in_app().await else { return };
+            for channel in second.into_iter().filter(|channel| first.contains(channel)) {
+                let _ = results.send(TaskResult::MaybeStranded { channel });
             }
         });
     }

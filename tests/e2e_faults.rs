@@ -294,3 +294,35 @@ async fn shutdown_mid_call_delivers_the_recording_and_leaves_the_call_alone() {
     mark(&tag, "end").await;
     assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn a_call_held_by_a_crashed_callrec_is_released_by_the_next_one() {
+    let _lab = lab::take().await;
+    // The first callrec holds the call (its RTP goes nowhere, and it waits
+    // long for it), then dies without letting go.
+    let target = format!("127.0.0.1:{}", dead_port().await);
+    let mut first = Callrec::start(Options {
+        extra: vec!["--media-advertise", &target, "--capture-timeout", "20s"],
+        ..Default::default()
+    })
+    .await;
+    let tag = lab::tag("stranded");
+    let call = Caller::new("partial", &tag).place();
+    first.wait_for_log("setting up capture", Duration::from_secs(10)).await;
+    first.kill().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(lab::global(&format!("{tag}_start")).await.is_none(), "the call is still held");
+
+    let mut second = Callrec::start(Options::default()).await;
+    second
+        .wait_for_log("releasing a call left waiting in Stasis", Duration::from_secs(10))
+        .await;
+    mark(&tag, "start").await; // the call went on
+    call.finish().await;
+    mark(&tag, "end").await;
+    // The dead callrec's snoop, externalMedia channel and bridge are gone too.
+    assert_nothing_left().await;
+    let log = second.stop().await;
+    assert!(log.contains("removing leftover recording resources"), "{log}");
+    assert!(log.contains("stranded_released=1"), "{log}");
+}

@@ -32,6 +32,21 @@ struct IdOnly {
 }
 
 #[derive(Deserialize)]
+struct ChannelLocation {
+    id: String,
+    #[serde(default)]
+    dialplan: Option<DialplanLocation>,
+}
+
+#[derive(Deserialize)]
+struct DialplanLocation {
+    #[serde(default)]
+    app_name: String,
+    #[serde(default)]
+    app_data: String,
+}
+
+#[derive(Deserialize)]
 struct ExternalMediaChannel {
     #[serde(default)]
     channelvars: std::collections::HashMap<String, String>,
@@ -194,6 +209,26 @@ impl AriClient {
             Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    /// Channels currently running `Stasis(<this app>,...)` in the dialplan.
+    pub async fn channels_in_app(&self) -> Result<Vec<String>, AriError> {
+        const OPERATION: &str = "list channels";
+        let response = self.send(OPERATION, Method::GET, &["channels"], &[]).await?;
+        let channels: Vec<ChannelLocation> = response
+            .json()
+            .await
+            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        Ok(channels
+            .into_iter()
+            .filter(|channel| {
+                channel.dialplan.as_ref().is_some_and(|at| {
+                    at.app_name.eq_ignore_ascii_case("Stasis")
+                        && at.app_data.split(',').next().map(str::trim) == Some(self.app.as_str())
+                })
+            })
+            .map(|channel| channel.id)
+            .collect())
     }
 
     pub async fn channel_ids(&self) -> Result<Vec<String>, AriError> {

@@ -103,6 +103,11 @@ impl Callrec {
         }
     }
 
+    /// Kills callrec outright (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// Stops callrec with SIGTERM, as `docker stop` would; returns its log.
     pub async fn stop(&mut self) -> String {
         if let Some(pid) = self.child.id() {
