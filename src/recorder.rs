@@ -532,7 +532,10 @@ impl Recorder {
             }
             tokio::time::sleep(STRANDED_AFTER).await;
             let Ok(second) = ari.channels_in_app().await else { return };
-            for channel in second.into_iter().filter(|channel| first.contains(channel)) {
+            let waiting = second
+                .into_iter()
+                .filter(|channel| first.contains(channel) && resources::parse(&app, channel).is_none());
+            for channel in waiting {
                 let _ = results.send(TaskResult::MaybeStranded { channel });
             }
         });
