@@ -236,16 +236,8 @@ impl StreamBuffer {
             self.gaps.push(held..total_samples);
         }
         self.audio.resize(total_samples as usize, SILENCE);
-        let missing_samples = self
-            .gaps
-            .iter()
-            .map(|gap| gap.end.min(total_samples).saturating_sub(gap.start))
-            .sum();
-        CapturedAudio {
-            ulaw: self.audio,
-            missing_samples,
-            stats: self.stats,
-        }
+        let missing_samples = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
+        CapturedAudio { ulaw: self.audio, missing_samples, stats: self.stats }
     }
 }
 
@@ -318,10 +310,7 @@ mod tests {
             place(&mut buffer, 0, n);
         }
         let audio = buffer.finish(6 * FRAME as u64);
-        assert_eq!(
-            frames_of(&audio.ulaw),
-            vec![0, SILENCE, 2, SILENCE, SILENCE, 5]
-        );
+        assert_eq!(frames_of(&audio.ulaw), vec![0, SILENCE, 2, SILENCE, SILENCE, 5]);
         assert_eq!(audio.missing_samples, 3 * FRAME as u64);
     }
 
@@ -331,10 +320,7 @@ mod tests {
         place(&mut buffer, 0, 0);
         place(&mut buffer, 0, 1);
         // Same timestamp, other bytes: the first copy wins.
-        assert_eq!(
-            buffer.place(SSRC, FRAME as u32, &frame(99), FRAME as u64),
-            Placement::Duplicate
-        );
+        assert_eq!(buffer.place(SSRC, FRAME as u32, &frame(99), FRAME as u64), Placement::Duplicate);
         place(&mut buffer, 0, 3);
         place(&mut buffer, 0, 2);
         assert_eq!(place(&mut buffer, 0, 2), Placement::Duplicate);
@@ -359,10 +345,7 @@ mod tests {
     fn a_packet_from_before_the_first_is_dropped() {
         let mut buffer = buffer();
         place(&mut buffer, 10_000, 0);
-        assert_eq!(
-            buffer.place(SSRC, 10_000 - FRAME as u32, &frame(7), 0),
-            Placement::BeforeStart
-        );
+        assert_eq!(buffer.place(SSRC, 10_000 - FRAME as u32, &frame(7), 0), Placement::BeforeStart);
         assert_eq!(buffer.stats().before_start, 1);
     }
 

@@ -11,11 +11,11 @@ use tracing::info;
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::EventStream;
 use crate::config::Config;
+use crate::delivery::metadata::samples_in;
 use crate::delivery::{Delivery, Directory, Webhook};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, RecorderParts};
-use crate::delivery::metadata::samples_in;
 
 /// Runs callrec until `shutdown` completes, then finishes every recording.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -23,13 +23,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
-    let (media, receiver) = media::bind(
-        config.media_bind,
-        samples_in(config.max_recording),
-        metrics.clone(),
-        media_events_tx,
-    )
-    .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
+    let (media, receiver) =
+        media::bind(config.media_bind, samples_in(config.max_recording), metrics.clone(), media_events_tx)
+            .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
     let media_target = config.media_advertise.clone().unwrap_or_else(|| media.local_addr.to_string());
     let media_task = tokio::spawn(receiver.run());
 

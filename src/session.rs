@@ -171,13 +171,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(capture_timeout: Duration) -> Self {
-        Session {
-            capture_timeout,
-            current: None,
-            watching: false,
-            hung_up: false,
-            actions: VecDeque::new(),
-        }
+        Session { capture_timeout, current: None, watching: false, hung_up: false, actions: VecDeque::new() }
     }
 
     /// The next action to carry out, in order.
@@ -297,10 +291,7 @@ impl Session {
 
     /// callrec is shutting down: finish what runs, let every held channel go.
     pub fn handle_shutdown(&mut self, now: Instant) {
-        let was_setting_up = matches!(
-            self.current,
-            Some(Current { phase: Phase::SettingUp { .. }, .. })
-        );
+        let was_setting_up = matches!(self.current, Some(Current { phase: Phase::SettingUp { .. }, .. }));
         if self.current.is_some() {
             self.finish(now, EndReason::Shutdown, None);
         }
@@ -403,10 +394,7 @@ mod tests {
         session.handle_ready(id, Resource::Media);
         assert_eq!(
             drain(session),
-            vec![
-                Action::Listen { recording: id, source: source() },
-                Action::Bridge { recording: id },
-            ]
+            vec![Action::Listen { recording: id, source: source() }, Action::Bridge { recording: id },]
         );
         session.handle_capture_started(id, capture_at);
         id
@@ -471,10 +459,7 @@ mod tests {
     fn a_stop_without_recording_is_ignored_and_released() {
         let mut session = Session::new(TIMEOUT);
         session.handle_marker(Instant::now(), MarkerCommand::Stop, Uuid::new_v4());
-        assert_eq!(
-            drain(&mut session),
-            vec![Action::Ignore(Ignored::StopWithoutRecording), Action::Release]
-        );
+        assert_eq!(drain(&mut session), vec![Action::Ignore(Ignored::StopWithoutRecording), Action::Release]);
     }
 
     #[test]

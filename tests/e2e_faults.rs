@@ -62,7 +62,10 @@ async fn a_webhook_that_never_answers_leaves_the_recording_in_the_output_directo
 
     Caller::new("partial", &tag).place().finish().await;
     callrec
-        .wait_for_log("webhook delivery failed; recording saved to the output directory instead", Duration::from_secs(15))
+        .wait_for_log(
+            "webhook delivery failed; recording saved to the output directory instead",
+            Duration::from_secs(15),
+        )
         .await;
     let saved = callrec.saved();
     assert_eq!(saved.len(), 1, "one recording in the output directory");
@@ -130,12 +133,9 @@ async fn an_unreachable_ari_is_reported_and_retried_until_it_answers() {
 #[tokio::test]
 async fn a_wrong_password_is_reported_without_revealing_it() {
     let _lab = lab::take().await;
-    let mut callrec = Callrec::start(Options {
-        ari_password: "not-the-password-42",
-        wait_connected: false,
-        ..Default::default()
-    })
-    .await;
+    let mut callrec =
+        Callrec::start(Options { ari_password: "not-the-password-42", wait_connected: false, ..Default::default() })
+            .await;
     callrec.wait_for_count("cannot connect to ARI", 2, Duration::from_secs(10)).await;
     let log = callrec.stop().await;
     assert!(log.contains("refused the credentials (HTTP 401"), "the log says why:\n{log}");
@@ -160,7 +160,8 @@ async fn a_dropped_ari_connection_is_restored_without_losing_the_recording() {
     let mut proxy = Proxy::reserve().await;
     proxy.start(asterisk()).await;
     let url = proxy.url();
-    let mut callrec = Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec =
+        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("dropped");
 
     let call = Caller::new("partial", &tag).place();
@@ -190,7 +191,8 @@ async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recordin
     let mut proxy = Proxy::reserve().await;
     proxy.start(asterisk()).await;
     let url = proxy.url();
-    let mut callrec = Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let mut callrec =
+        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
     let tag = lab::tag("missed");
 
     let call = Caller::new("entire", &tag).hang_up_after(Duration::from_millis(2500)).place();
@@ -314,9 +316,7 @@ async fn a_call_held_by_a_crashed_callrec_is_released_by_the_next_one() {
     assert!(lab::global(&format!("{tag}_start")).await.is_none(), "the call is still held");
 
     let mut second = Callrec::start(Options::default()).await;
-    second
-        .wait_for_log("releasing a call left waiting in Stasis", Duration::from_secs(10))
-        .await;
+    second.wait_for_log("releasing a call left waiting in Stasis", Duration::from_secs(10)).await;
     mark(&tag, "start").await; // the call went on
     call.finish().await;
     mark(&tag, "end").await;

@@ -30,9 +30,15 @@ pub enum Event {
         #[serde(default)]
         args: Vec<String>,
     },
-    StasisEnd { channel: Channel },
-    ChannelHangupRequest { channel: Channel },
-    ChannelDestroyed { channel: Channel },
+    StasisEnd {
+        channel: Channel,
+    },
+    ChannelHangupRequest {
+        channel: Channel,
+    },
+    ChannelDestroyed {
+        channel: Channel,
+    },
     /// Another connection took over the application name.
     ApplicationReplaced {
         #[serde(default)]

@@ -74,10 +74,7 @@ impl AriClient {
 
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
-        url.path_segments_mut()
-            .expect("http URLs have path segments")
-            .pop_if_empty()
-            .extend(segments);
+        url.path_segments_mut().expect("http URLs have path segments").pop_if_empty().extend(segments);
         url
     }
 
@@ -105,12 +102,7 @@ impl AriClient {
     }
 
     /// Like `send`, but a 404 (already gone) counts as done.
-    async fn send_gone_ok(
-        &self,
-        operation: &'static str,
-        method: Method,
-        segments: &[&str],
-    ) -> Result<(), AriError> {
+    async fn send_gone_ok(&self, operation: &'static str, method: Method, segments: &[&str]) -> Result<(), AriError> {
         match self.send(operation, method, segments, &[]).await {
             Ok(_) => Ok(()),
             Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(()),
@@ -126,9 +118,7 @@ impl AriClient {
     /// Snoops `channel` (both directions mixed) into a new channel in the application.
     pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<(), AriError> {
         let query = [("spy", "both"), ("whisper", "none"), ("app", self.app.as_str()), ("snoopId", snoop_id)];
-        self.send("create snoop channel", Method::POST, &["channels", channel, "snoop"], &query)
-            .await
-            .map(drop)
+        self.send("create snoop channel", Method::POST, &["channels", channel, "snoop"], &query).await.map(drop)
     }
 
     /// Creates an externalMedia channel that sends μ-law RTP to `external_host`
@@ -174,9 +164,7 @@ impl AriClient {
 
     /// Lets a channel held in Stasis go on in the dialplan.
     pub async fn continue_in_dialplan(&self, channel: &str) -> Result<(), AriError> {
-        self.send("continue channel", Method::POST, &["channels", channel, "continue"], &[])
-            .await
-            .map(drop)
+        self.send("continue channel", Method::POST, &["channels", channel, "continue"], &[]).await.map(drop)
     }
 
     /// Hangs a channel up; one that is already gone is fine.
@@ -241,10 +229,8 @@ impl AriClient {
 
     async fn ids(&self, operation: &'static str, resource: &str) -> Result<Vec<String>, AriError> {
         let response = self.send(operation, Method::GET, &[resource], &[]).await?;
-        let items: Vec<IdOnly> = response
-            .json()
-            .await
-            .map_err(|source| AriError::Transport { operation, source: source.without_url() })?;
+        let items: Vec<IdOnly> =
+            response.json().await.map_err(|source| AriError::Transport { operation, source: source.without_url() })?;
         Ok(items.into_iter().map(|item| item.id).collect())
     }
 }
@@ -287,10 +273,7 @@ mod tests {
             "https://pbx.example:8089/asterisk/ari/bridges"
         );
         // Ids are escaped as path segments.
-        assert_eq!(
-            client("http://h").url(&["channels", "a/b c"]).as_str(),
-            "http://h/ari/channels/a%2Fb%20c"
-        );
+        assert_eq!(client("http://h").url(&["channels", "a/b c"]).as_str(), "http://h/ari/channels/a%2Fb%20c");
     }
 
     #[test]

@@ -49,15 +49,17 @@ impl EventStream {
         url.set_scheme(scheme).expect("http(s) URLs convert to ws(s)");
         let path = format!("{}/ari/events", url.path().trim_end_matches('/'));
         url.set_path(&path);
-        url.query_pairs_mut()
-            .clear()
-            .append_pair("app", app)
-            .append_pair("subscribeAll", "false");
+        url.query_pairs_mut().clear().append_pair("app", app).append_pair("subscribeAll", "false");
         EventStream { url, user: user.to_string(), password }
     }
 
     /// Keeps the connection up until `shutdown` turns true.
-    pub async fn run(self, to_recorder: mpsc::Sender<AriMessage>, metrics: &Metrics, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self,
+        to_recorder: mpsc::Sender<AriMessage>,
+        metrics: &Metrics,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
         let mut ever_connected = false;
         loop {
@@ -106,8 +108,8 @@ impl EventStream {
 
     async fn connect(&self) -> Result<Socket, String> {
         let mut request = self.url.as_str().into_client_request().map_err(|e| e.to_string())?;
-        let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.user, self.password.expose()));
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password.expose()));
         let mut header = HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|e| e.to_string())?;
         header.set_sensitive(true);
         request.headers_mut().insert("Authorization", header);
@@ -201,9 +203,11 @@ mod tests {
 
     #[test]
     fn the_event_url_comes_from_the_http_base() {
-        let stream = EventStream::new(&"http://127.0.0.1:8088".parse().unwrap(), "callrec", "u", Secret::new("p".into()));
+        let stream =
+            EventStream::new(&"http://127.0.0.1:8088".parse().unwrap(), "callrec", "u", Secret::new("p".into()));
         assert_eq!(stream.url.as_str(), "ws://127.0.0.1:8088/ari/events?app=callrec&subscribeAll=false");
-        let stream = EventStream::new(&"https://pbx:8089/asterisk/".parse().unwrap(), "a b", "u", Secret::new("p".into()));
+        let stream =
+            EventStream::new(&"https://pbx:8089/asterisk/".parse().unwrap(), "a b", "u", Secret::new("p".into()));
         assert_eq!(stream.url.as_str(), "wss://pbx:8089/asterisk/ari/events?app=a+b&subscribeAll=false");
     }
 }

@@ -111,9 +111,21 @@ mod tests {
         let value = serde_json::to_value(sample()).unwrap();
         let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         for key in [
-            "recording_id", "name", "channel_id", "channel_name", "caller_number", "caller_name",
-            "started_at", "ended_at", "duration_ms", "end_reason", "format", "sample_rate",
-            "channels", "bytes", "missing_ms",
+            "recording_id",
+            "name",
+            "channel_id",
+            "channel_name",
+            "caller_number",
+            "caller_name",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "end_reason",
+            "format",
+            "sample_rate",
+            "channels",
+            "bytes",
+            "missing_ms",
         ] {
             assert!(keys.contains(&key), "{key} missing");
         }

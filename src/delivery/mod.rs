@@ -38,7 +38,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(webhook: Option<Webhook>, directory: Directory, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        webhook: Option<Webhook>,
+        directory: Directory,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Delivery { webhook, directory, metrics, shutdown }
     }
 

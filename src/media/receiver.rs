@@ -33,11 +33,7 @@ pub enum MediaCommand {
     Listen { recording: RecordingId, source: SocketAddr },
     /// End the recording's stream at `total_samples` and hand its audio over
     /// (`None` if it never listened).
-    Take {
-        recording: RecordingId,
-        total_samples: u64,
-        reply: oneshot::Sender<Option<CapturedAudio>>,
-    },
+    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedAudio>> },
 }
 
 /// What the media task tells the recorder.
@@ -94,11 +90,8 @@ pub fn bind(
     metrics: Arc<Metrics>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> io::Result<(MediaHandle, MediaReceiver)> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     // A larger kernel buffer rides out scheduling hiccups with many calls.
     if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
         debug!(%error, "could not enlarge the media socket's receive buffer");

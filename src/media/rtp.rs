@@ -49,9 +49,7 @@ pub fn parse(datagram: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
 
     let mut start = FIXED_HEADER_LEN + 4 * csrc_count;
     if has_extension {
-        let words = datagram
-            .get(start + 2..start + 4)
-            .ok_or(RtpError::HeaderOverrun)?;
+        let words = datagram.get(start + 2..start + 4).ok_or(RtpError::HeaderOverrun)?;
         start += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
     }
     if start > datagram.len() {

@@ -51,10 +51,7 @@ pub fn assert_metadata(meta: &Value, audio: &[u8], name: &str, end_reason: &str)
 pub fn assert_between_marks(meta: &Value, start_mark: i64, stop_mark: i64) {
     let duration = meta["duration_ms"].as_i64().unwrap();
     let between = stop_mark - start_mark;
-    assert!(
-        (duration - between).abs() <= 60,
-        "recorded {duration} ms, markers {between} ms apart"
-    );
+    assert!((duration - between).abs() <= 60, "recorded {duration} ms, markers {between} ms apart");
     let started_at = epoch_ms(meta["started_at"].as_str().unwrap());
     assert!((started_at - start_mark).abs() <= 60, "started_at {started_at}, start marker released at {start_mark}");
 }

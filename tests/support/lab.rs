@@ -26,10 +26,7 @@ pub async fn take() -> LabGuard {
     })
     .await
     .unwrap();
-    let info = ari_get("asterisk/info")
-        .send()
-        .await
-        .and_then(|response| response.error_for_status());
+    let info = ari_get("asterisk/info").send().await.and_then(|response| response.error_for_status());
     if let Err(error) = info {
         panic!(
             "the end-to-end tests need the dockerized Asterisk with ARI at {ARI_URL} \
@@ -45,9 +42,7 @@ pub async fn take() -> LabGuard {
 
 /// A GET on ARI for the tests' own checks (not through callrec).
 pub fn ari_get(path: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .get(format!("{ARI_URL}/ari/{path}"))
-        .basic_auth(ARI_USER, Some(ARI_PASSWORD))
+    reqwest::Client::new().get(format!("{ARI_URL}/ari/{path}")).basic_auth(ARI_USER, Some(ARI_PASSWORD))
 }
 
 async fn get_json(path: &str) -> Value {
@@ -63,10 +58,7 @@ async fn get_json(path: &str) -> Value {
 
 /// A dialplan global variable (the scenarios note marker times in them).
 pub async fn global(name: &str) -> Option<String> {
-    let response = ari_get(&format!("asterisk/variable?variable={name}"))
-        .send()
-        .await
-        .ok()?;
+    let response = ari_get(&format!("asterisk/variable?variable={name}")).send().await.ok()?;
     let value: Value = response.json().await.ok()?;
     value["value"].as_str().filter(|v| !v.is_empty()).map(str::to_string)
 }
@@ -95,11 +87,7 @@ pub async fn bridge_ids() -> Vec<String> {
 }
 
 fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_string())
-        .collect()
+    list.as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_string()).collect()
 }
 
 /// Asserts that no channel or bridge is left on Asterisk (waiting briefly
@@ -111,10 +99,7 @@ pub async fn assert_nothing_left() {
         if channels.is_empty() && bridges.is_empty() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "left behind on Asterisk: channels {channels:?}, bridges {bridges:?}"
-        );
+        assert!(Instant::now() < deadline, "left behind on Asterisk: channels {channels:?}, bridges {bridges:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -127,8 +112,7 @@ pub fn tag(test: &str) -> String {
 
 /// Milliseconds since the epoch of an RFC 3339 time from metadata.
 pub fn epoch_ms(rfc3339: &str) -> i64 {
-    let time = callrec::delivery::metadata::parse_rfc3339(rfc3339)
-        .unwrap_or_else(|| panic!("not RFC 3339: {rfc3339}"));
+    let time = callrec::delivery::metadata::parse_rfc3339(rfc3339).unwrap_or_else(|| panic!("not RFC 3339: {rfc3339}"));
     time.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 

@@ -79,7 +79,8 @@ impl Caller {
     }
 
     fn scenario(&self, tone: &str) -> String {
-        let from = format!("\"{}\" <sip:{}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]", self.name, self.number);
+        let from =
+            format!("\"{}\" <sip:{}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]", self.name, self.number);
         let end = match self.hang_up_after {
             Some(after) => format!(
                 r#"<pause milliseconds="{}"/>

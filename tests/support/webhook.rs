@@ -90,10 +90,7 @@ async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) ->
         let bytes = field.bytes().await.unwrap().to_vec();
         parts.push(Part { name, file_name, content_type, bytes });
     }
-    let failing = shared
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
+    let failing = shared.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if failing {
         return StatusCode::SERVICE_UNAVAILABLE;
     }

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,23 +20,21 @@ use crate::ari::events::{Channel, Event};
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
-use crate::delivery::metadata::{rfc3339, samples_in, WallClock};
-use crate::delivery::{Delivery, FinishedRecording, Metadata};
+use crate::delivery::metadata::WallClock;
+use crate::delivery::Delivery;
 use crate::marker::{self, MarkerError};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
 use crate::resources::{self, ResourceIds};
 use crate::session::{Action, EndReason, Finished, Ignored, MarkerCommand, RecordingId, Resource, Session};
-use crate::ulaw;
 
-/// Time given to RTP still in flight after a recording ends, before its
-/// stream is collected and its resources are torn down.
-const DRAIN: Duration = Duration::from_millis(200);
+mod finish;
+mod reconcile;
+
+use finish::{teardown, FinishJob};
+
 /// Tries at continuing a held channel before giving up (and logging it).
 const RELEASE_ATTEMPTS: u32 = 3;
-/// How long a channel must sit in Stasis, unheld, before a reconnect's
-/// reconciliation releases it.
-const STRANDED_AFTER: Duration = Duration::from_millis(1500);
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -52,7 +51,7 @@ pub struct RecorderParts {
 
 /// Results of the recorder's own tasks, fed back into its loop.
 #[derive(Debug)]
-enum TaskResult {
+pub(crate) enum TaskResult {
     /// A setup step of a recording finished; `source` comes with the externalMedia channel.
     SetUp {
         call: String,
@@ -60,16 +59,32 @@ enum TaskResult {
         resource: Resource,
         result: Result<Option<SocketAddr>, AriError>,
     },
-    Bridged { call: String, recording: RecordingId, result: Result<(), AriError> },
+    Bridged {
+        call: String,
+        recording: RecordingId,
+        result: Result<(), AriError>,
+    },
     /// Subscribing to a call's events failed.
-    WatchFailed { call: String, error: AriError },
+    WatchFailed {
+        call: String,
+        error: AriError,
+    },
     /// A resource ended on its own; `call_exists` tells a hangup from a loss.
-    ResourceEnded { call: String, recording: RecordingId, resource: Resource, call_exists: bool },
+    ResourceEnded {
+        call: String,
+        recording: RecordingId,
+        resource: Resource,
+        call_exists: bool,
+    },
     /// Reconciliation after a reconnect found the call gone.
-    CallGone { call: String },
+    CallGone {
+        call: String,
+    },
     /// A channel sat in this Stasis application across two looks a while
     /// apart (e.g. held by a callrec that crashed).
-    MaybeStranded { channel: String },
+    MaybeStranded {
+        channel: String,
+    },
 }
 
 struct Call {
@@ -93,6 +108,8 @@ pub struct Recorder {
     results_tx: mpsc::UnboundedSender<TaskResult>,
     results_rx: mpsc::UnboundedReceiver<TaskResult>,
     tasks: JoinSet<()>,
+    /// Recordings between their end and their delivery.
+    finishing: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -107,6 +124,7 @@ impl Recorder {
             results_tx,
             results_rx,
             tasks: JoinSet::new(),
+            finishing: Arc::default(),
         }
     }
 
@@ -456,38 +474,21 @@ impl Recorder {
             (reason, _) => info!(channel = %channel.name, recording = %finished.recording, %reason, "recording ended"),
         }
 
-        let (ari, media, delivery, clock) =
-            (self.parts.ari.clone(), self.parts.media.clone(), self.parts.delivery.clone(), self.clock);
+        let job = FinishJob {
+            finished,
+            channel,
+            ids,
+            ari: self.parts.ari.clone(),
+            media: self.parts.media.clone(),
+            delivery: self.parts.delivery.clone(),
+            metrics,
+            clock: self.clock,
+        };
+        let finishing = self.finishing.clone();
+        finishing.fetch_add(1, Ordering::SeqCst);
         self.tasks.spawn(async move {
-            tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
-            let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
-            let audio = media.take(finished.recording, total_samples).await;
-            teardown(&ari, &metrics, vec![ids.snoop, ids.media], vec![ids.bridge]).await;
-            let (ulaw, missing_samples) = match audio {
-                Some(audio) => (audio.ulaw, audio.missing_samples),
-                None => (vec![ulaw::SILENCE; total_samples as usize], total_samples),
-            };
-            let started_at = finished.started_at.unwrap_or(finished.ended_at);
-            let bytes = ulaw.len() as u64;
-            let metadata = Metadata {
-                recording_id: finished.recording,
-                name: finished.name,
-                channel_id: channel.id,
-                channel_name: channel.name,
-                caller_number: channel.caller.number,
-                caller_name: channel.caller.name,
-                started_at: rfc3339(clock.at(started_at)),
-                ended_at: rfc3339(clock.at(finished.ended_at)),
-                duration_ms: ulaw::millis(bytes),
-                end_reason: finished.reason,
-                format: "ulaw".into(),
-                sample_rate: ulaw::SAMPLE_RATE,
-                channels: 1,
-                bytes,
-                missing_ms: ulaw::millis(missing_samples),
-                error: finished.error,
-            };
-            delivery.deliver(FinishedRecording { metadata, audio: ulaw.into() }).await;
+            job.run().await;
+            finishing.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -505,40 +506,7 @@ impl Recorder {
         let live: HashSet<RecordingId> = self.live.keys().copied().collect();
         let calls: Vec<String> = self.live.values().map(|live| live.call.clone()).collect();
         let results = self.results_tx.clone();
-        self.tasks.spawn(async move {
-            let app = ari.app().to_string();
-            let stale = |ids: Vec<String>| -> Vec<String> {
-                ids.into_iter()
-                    .filter(|id| resources::parse(&app, id).is_some_and(|(recording, _)| !live.contains(&recording)))
-                    .collect()
-            };
-            let channels = ari.channel_ids().await.map(&stale).unwrap_or_default();
-            let bridges = ari.bridge_ids().await.map(&stale).unwrap_or_default();
-            if !channels.is_empty() || !bridges.is_empty() {
-                info!(channels = channels.len(), bridges = bridges.len(), "removing leftover recording resources");
-                teardown(&ari, &metrics, channels, bridges).await;
-            }
-            for call in calls {
-                if let Ok(false) = ari.channel_exists(&call).await {
-                    let _ = results.send(TaskResult::CallGone { call });
-                }
-            }
-            // A channel held by a callrec that went away stays in Stasis until
-            // someone lets it go. One seen waiting twice, a while apart, is
-            // stranded unless a session here holds it (checked on arrival).
-            let Ok(first) = ari.channels_in_app().await else { return };
-            if first.is_empty() {
-                return;
-            }
-            tokio::time::sleep(STRANDED_AFTER).await;
-            let Ok(second) = ari.channels_in_app().await else { return };
-            let waiting = second
-                .into_iter()
-                .filter(|channel| first.contains(channel) && resources::parse(&app, channel).is_none());
-            for channel in waiting {
-                let _ = results.send(TaskResult::MaybeStranded { channel });
-            }
-        });
+        self.tasks.spawn(reconcile::run(ari, metrics, live, calls, results));
     }
 
     async fn shut_down(mut self) {
@@ -561,24 +529,12 @@ impl Recorder {
             }
         };
         if tokio::time::timeout(SHUTDOWN_GRACE, pending).await.is_err() {
-            let left = self.tasks.len();
-            self.parts.metrics.deliveries_lost.add(left as u64);
-            error!(tasks = left, "shutdown grace period over: abandoning work still under way (recordings among it are lost)");
-        }
-    }
-}
-
-async fn teardown(ari: &AriClient, metrics: &Metrics, channels: Vec<String>, bridges: Vec<String>) {
-    for bridge in bridges {
-        if let Err(error) = ari.destroy_bridge(&bridge).await {
-            metrics.teardown_failures.inc();
-            warn!(%bridge, %error, "could not destroy a recording bridge");
-        }
-    }
-    for channel in channels {
-        if let Err(error) = ari.hangup(&channel).await {
-            metrics.teardown_failures.inc();
-            warn!(%channel, %error, "could not hang up a recording channel");
+            let lost = self.finishing.load(Ordering::SeqCst);
+            self.parts.metrics.deliveries_lost.add(lost as u64);
+            error!(
+                recordings = lost,
+                "RECORDINGS LOST: shutdown grace period over before they were delivered or saved"
+            );
         }
     }
 }
