@@ -9,5 +9,7 @@ ensure_packages sipp=sip-tester sox=sox curl=curl
 asterisk_up
 log "Asterisk is up; running the tests"
 cd "$CALLREC_ROOT"
+cargo fmt --check
+cargo clippy --locked --all-targets -q -- -D warnings
 # The end-to-end tests take the lab one at a time (a lock file); unit tests run in parallel.
 cargo test --locked --all-targets
