@@ -326,3 +326,23 @@ async fn a_call_held_by_a_crashed_callrec_is_released_by_the_next_one() {
     assert!(log.contains("removing leftover recording resources"), "{log}");
     assert!(log.contains("stranded_released=1"), "{log}");
 }
+
+#[tokio::test]
+async fn a_second_callrec_on_the_same_application_is_reported_and_not_fought() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut first = Callrec::start(Options::default()).await;
+    let mut second = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    first.wait_for_log("another ARI client took over the Stasis application", Duration::from_secs(5)).await;
+
+    // The newer one records; the older one stays out of the way.
+    let tag = lab::tag("replaced");
+    Caller::new("partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_well_formed(&deliveries[0], "partial", "stop");
+    assert_nothing_left().await;
+    let first_log = first.stop().await;
+    assert!(!first_log.contains("recording ended"), "{first_log}");
+    assert!(!second.log().contains("took over"), "the newer one is not pushed out");
+    second.stop().await;
+}

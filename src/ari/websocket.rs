@@ -11,7 +11,7 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use url::Url;
 
 use super::events::{self, Event};
@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 /// before it is taken for dead.
 const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(40);
+/// How long to leave the application to another client that took it over.
+const REPLACED_PAUSE: Duration = Duration::from_secs(60);
 
 /// What the connection tells the recorder.
 #[derive(Debug)]
@@ -85,6 +87,18 @@ impl EventStream {
                     match reason {
                         Closed::Shutdown | Closed::RecorderGone => return,
                         Closed::Lost(reason) => warn!(%reason, "ARI event WebSocket lost; reconnecting"),
+                        Closed::Replaced => {
+                            // Taking it straight back would make two instances fight over it.
+                            error!(
+                                url = %self.url, retry_in = ?REPLACED_PAUSE,
+                                "another ARI client took over the Stasis application: markers go there now, not here; \
+                                 is a second callrec running with the same --app?"
+                            );
+                            tokio::select! {
+                                _ = tokio::time::sleep(REPLACED_PAUSE) => {}
+                                _ = shutdown.changed() => return,
+                            }
+                        }
                     }
                 }
                 Err(reason) => {
@@ -128,6 +142,8 @@ enum Closed {
     Shutdown,
     RecorderGone,
     Lost(String),
+    /// Another client registered the same application name.
+    Replaced,
 }
 
 async fn pump(
@@ -162,8 +178,12 @@ async fn pump(
             Some(Err(error)) => return Closed::Lost(error.to_string()),
             Some(Ok(Message::Text(text))) => match events::parse(&text) {
                 Ok(event) => {
+                    let replaced = matches!(event, Event::ApplicationReplaced { .. });
                     if to_recorder.send(AriMessage::Event(event)).await.is_err() {
                         return Closed::RecorderGone;
+                    }
+                    if replaced {
+                        return Closed::Replaced;
                     }
                 }
                 Err(error) => {

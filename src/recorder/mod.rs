@@ -206,13 +206,8 @@ impl Recorder {
                     self.process(&channel.id);
                 }
             }
-            Event::ApplicationReplaced { application } => {
-                error!(
-                    app = %application,
-                    "another ARI client took over the Stasis application: markers now go there, not to this callrec"
-                );
-            }
-            Event::Other => {}
+            // ApplicationReplaced is the connection's business (it logs it).
+            Event::ApplicationReplaced { .. } | Event::Other => {}
         }
     }
 
