@@ -7,22 +7,8 @@
 #   scripts/demo.sh stop     stop callrec and Asterisk
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-STATE_DIR="$CALLREC_ROOT/.demo"
-PID_FILE="$STATE_DIR/callrec.pid"
 LOG_FILE="$STATE_DIR/callrec.log"
 OUTPUT_DIR="${CALLREC_OUTPUT_DIR:-$CALLREC_ROOT/recordings}"
-
-stop_callrec() {
-    if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-        kill -TERM "$(cat "$PID_FILE")"
-        local i
-        for i in $(seq 1 30); do
-            kill -0 "$(cat "$PID_FILE")" 2>/dev/null || break
-            sleep 1
-        done
-    fi
-    rm -f "$PID_FILE"
-}
 
 if [[ ${1:-} == stop ]]; then
     stop_callrec

@@ -12,6 +12,10 @@ ARI_USER=${CALLREC_ARI_USER:-callrec}
 ARI_PASSWORD=${CALLREC_ARI_PASSWORD:-callrec}
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 
+# Where scripts/demo.sh keeps the callrec it runs as a host process.
+STATE_DIR="$CALLREC_ROOT/.demo"
+PID_FILE="$STATE_DIR/callrec.pid"
+
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -121,4 +125,17 @@ ensure_rust() {
     command -v cargo >/dev/null 2>&1 || [[ -x $HOME/.cargo/bin/cargo ]] \
         || die "cargo is needed: install a Rust toolchain with rustup"
     command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+# stop_callrec: stops the callrec that scripts/demo.sh started, if it runs.
+stop_callrec() {
+    if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+        kill -TERM "$(cat "$PID_FILE")"
+        local i
+        for i in $(seq 1 30); do
+            kill -0 "$(cat "$PID_FILE")" 2>/dev/null || break
+            sleep 1
+        done
+    fi
+    rm -f "$PID_FILE"
 }

@@ -7,6 +7,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
 ensure_packages sipp=sip-tester sox=sox curl=curl
 asterisk_up
+# The tests run their own callrec on the lab's Stasis application: another one
+# (the demo's, or the compose service) would take it over.
+if [[ -f $PID_FILE ]]; then
+    log "stopping the demo's callrec for the tests (scripts/demo.sh starts it again)"
+    stop_callrec
+fi
+if docker ps -q --filter name='^callrec$' | grep -q .; then
+    log "stopping the callrec container for the tests"
+    docker stop callrec >/dev/null
+fi
 log "Asterisk is up; running the tests"
 cd "$CALLREC_ROOT"
 cargo fmt --check
