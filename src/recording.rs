@@ -11,10 +11,19 @@ use std::ops::Range;
 
 use crate::ulaw::{SAMPLE_RATE, SILENCE};
 
-/// A timestamp further than this from where the wall clock says the packet
-/// belongs is a discontinuity (a new SSRC, a jump, a bogus header): the
-/// stream is re-anchored at the packet's arrival instead of trusting it.
-pub const MAX_SKEW_SAMPLES: i64 = SAMPLE_RATE as i64;
+/// A packet newer than all before it may claim to be at most this far ahead
+/// of where the wall clock puts it; further is a jump (a new SSRC, a bogus
+/// header) and the stream is re-anchored at the packet's arrival. Being
+/// behind the wall clock is fine for such a packet: it is what a receiver
+/// that was not scheduled for a while sees, and its timestamp is right.
+pub const MAX_AHEAD_SAMPLES: i64 = SAMPLE_RATE as i64;
+/// A packet older than the newest may be at most this far behind it to fill
+/// its gap; further back is a jump, not reordering.
+pub const MAX_REORDER_SAMPLES: i64 = SAMPLE_RATE as i64;
+/// Gaps ending this far before the end of the buffer can no longer be filled
+/// by a late packet: they are only counted from then on, which keeps the
+/// list of open gaps short however lossy a long recording is.
+const SETTLED_AFTER_SAMPLES: u64 = 2 * MAX_REORDER_SAMPLES as u64;
 
 /// What became of one placed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +83,16 @@ impl RtpClock {
     }
 
     /// The buffer position of `timestamp`, taking the shorter way around the
-    /// 32-bit circle from the newest timestamp (so wrap is seamless).
-    fn position(&mut self, timestamp: u32) -> i64 {
+    /// 32-bit circle from the newest timestamp (so wrap is seamless), and how
+    /// far behind the newest timestamp it is (0 for a new newest).
+    fn locate(&mut self, timestamp: u32) -> (i64, i64) {
         let extended = self.newest_extended + i64::from(timestamp.wrapping_sub(self.newest) as i32);
+        let behind = (self.newest_extended - extended).max(0);
         if extended > self.newest_extended {
             self.newest = timestamp;
             self.newest_extended = extended;
         }
-        extended - self.origin
+        (extended - self.origin, behind)
     }
 }
 
@@ -90,8 +101,11 @@ impl RtpClock {
 pub struct StreamBuffer {
     audio: Vec<u8>,
     clock: Option<RtpClock>,
-    /// Sample ranges filled with silence that a late packet may still fill.
+    /// Sample ranges filled with silence that a late packet may still fill,
+    /// in order; only those near the end of the buffer.
     gaps: Vec<Range<u64>>,
+    /// Samples of silence in gaps too old to be filled any more.
+    settled_missing: u64,
     max_samples: u64,
     stats: StreamStats,
 }
@@ -104,6 +118,7 @@ impl StreamBuffer {
             audio: Vec::with_capacity(expected_samples.min(max_samples) as usize),
             clock: None,
             gaps: Vec::new(),
+            settled_missing: 0,
             max_samples,
             stats: StreamStats::default(),
         }
@@ -133,8 +148,13 @@ impl StreamBuffer {
                 arrival
             }
             Some(clock) if clock.ssrc == ssrc => {
-                let position = clock.position(timestamp);
-                if (position - arrival).abs() <= MAX_SKEW_SAMPLES {
+                let (position, behind_newest) = clock.locate(timestamp);
+                let in_step = if behind_newest == 0 {
+                    position - arrival <= MAX_AHEAD_SAMPLES
+                } else {
+                    behind_newest <= MAX_REORDER_SAMPLES
+                };
+                if in_step {
                     position
                 } else {
                     self.resync(ssrc, timestamp, arrival)
@@ -178,6 +198,7 @@ impl StreamBuffer {
                 self.audio.resize(position as usize, SILENCE);
             }
             self.audio.extend_from_slice(payload);
+            self.settle_old_gaps();
             return Placement::Appended;
         }
 
@@ -226,6 +247,15 @@ impl StreamBuffer {
         }
     }
 
+    /// Counts and forgets the gaps no late packet can reach any more.
+    fn settle_old_gaps(&mut self) {
+        let horizon = self.len().saturating_sub(SETTLED_AFTER_SAMPLES);
+        let settled = self.gaps.iter().take_while(|gap| gap.end <= horizon).count();
+        if settled > 0 {
+            self.settled_missing += self.gaps.drain(..settled).map(|gap| gap.end - gap.start).sum::<u64>();
+        }
+    }
+
     /// Ends the stream at exactly `total_samples`: audio past that point is
     /// cut off, and a stream that ended early is padded with silence (counted
     /// as missing, like any other gap).
@@ -236,7 +266,8 @@ impl StreamBuffer {
             self.gaps.push(held..total_samples);
         }
         self.audio.resize(total_samples as usize, SILENCE);
-        let missing_samples = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
+        let open: u64 = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
+        let missing_samples = (self.settled_missing + open).min(total_samples);
         CapturedAudio { ulaw: self.audio, missing_samples, stats: self.stats }
     }
 }
@@ -425,5 +456,56 @@ mod tests {
         assert!(audio.ulaw[80..240].iter().all(|&b| b == 2));
         assert!(audio.ulaw[240..].iter().all(|&b| b == 3));
         assert_eq!(audio.missing_samples, 0);
+    }
+
+    #[test]
+    fn a_receiver_that_stalled_still_places_every_packet_by_timestamp() {
+        let mut buffer = buffer();
+        for n in 0..5 {
+            place(&mut buffer, 0, n);
+        }
+        // Two seconds without a turn, then the queued packets all at once.
+        let drained_at = 105 * FRAME as u64;
+        for n in 5..105u32 {
+            let placed = buffer.place(SSRC, n * FRAME as u32, &frame(n as u8), drained_at);
+            assert_eq!(placed, Placement::Appended, "frame {n}");
+        }
+        place(&mut buffer, 0, 105);
+        let audio = buffer.finish(106 * FRAME as u64);
+        assert_eq!(frames_of(&audio.ulaw), (0..106).map(|n| n as u8).collect::<Vec<_>>());
+        assert_eq!(audio.missing_samples, 0);
+        assert_eq!(audio.stats.resyncs, 0);
+    }
+
+    #[test]
+    fn a_timestamp_far_behind_the_newest_is_a_jump_not_a_late_packet() {
+        let mut buffer = buffer();
+        for n in 0..100 {
+            place(&mut buffer, 100_000, n);
+        }
+        // The stream goes on from a timestamp five seconds back, on time:
+        // it continues the recording instead of being dropped as duplicates.
+        let jumped = 100_000 + 100 * FRAME as u32 - 5 * 8000;
+        for k in 0..3u32 {
+            let arrival = u64::from(100 + k) * FRAME as u64;
+            let placed = buffer.place(SSRC, jumped + k * FRAME as u32, &frame(200 + k as u8), arrival);
+            assert_eq!(placed, Placement::Appended, "packet {k} after the jump");
+        }
+        let audio = buffer.finish(103 * FRAME as u64);
+        assert_eq!(&frames_of(&audio.ulaw)[99..], &[99, 200, 201, 202]);
+        assert_eq!(audio.stats.resyncs, 1);
+    }
+
+    #[test]
+    fn open_gaps_stay_few_in_a_long_lossy_stream() {
+        let mut buffer = StreamBuffer::new(u64::MAX, 0);
+        let frames = 3 * 60 * 50; // three minutes, every tenth packet lost
+        for n in (0..frames).filter(|n| n % 10 != 5) {
+            let offset = n * FRAME as u32;
+            buffer.place(SSRC, offset, &[1; FRAME], u64::from(offset));
+            assert!(buffer.gaps.len() <= 11, "{} open gaps at frame {n}", buffer.gaps.len());
+        }
+        let audio = buffer.finish(u64::from(frames) * FRAME as u64);
+        assert_eq!(audio.missing_samples, u64::from(frames / 10) * FRAME as u64);
     }
 }

@@ -82,10 +82,10 @@ pub fn samples_in(duration: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Metadata {
+    pub(crate) fn sample() -> Metadata {
         Metadata {
             recording_id: Uuid::nil(),
             name: "call_recording".into(),

@@ -19,6 +19,10 @@ use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Once callrec is stopping, how much longer an attempt under way may take
+/// before the recording goes to the output directory instead: well inside
+/// the shutdown grace period, so a hanging webhook cannot lose it.
+const STOPPING_ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Webhook {
@@ -26,6 +30,8 @@ pub struct Webhook {
     url: Arc<Url>,
     /// How long failed attempts are retried before giving up.
     retry_for: Duration,
+    /// How long an attempt under way may go on once callrec is stopping.
+    stopping_limit: Duration,
 }
 
 /// A webhook that never took the recording.
@@ -56,7 +62,7 @@ impl Webhook {
             .user_agent(concat!("callrec/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds with static settings");
-        Webhook { client, url: Arc::new(url), retry_for }
+        Webhook { client, url: Arc::new(url), retry_for, stopping_limit: STOPPING_ATTEMPT_LIMIT }
     }
 
     /// POSTs until a 2xx answer or until the retry time is used up (or
@@ -72,7 +78,7 @@ impl Webhook {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let last_error = match self.attempt(recording).await {
+            let last_error = match self.attempt_while_running(recording, &mut shutdown).await {
                 Ok(()) => return Ok(attempts),
                 Err(error) => error,
             };
@@ -88,9 +94,26 @@ impl Webhook {
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => {}
+                _ = stopping(&mut shutdown) => {}
             }
         }
+    }
+
+    /// One attempt, cut short `stopping_limit` after callrec starts stopping.
+    async fn attempt_while_running(
+        &self,
+        recording: &FinishedRecording,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let attempt = self.attempt(recording);
+        tokio::pin!(attempt);
+        tokio::select! {
+            result = &mut attempt => return result,
+            _ = stopping(shutdown) => {}
+        }
+        tokio::time::timeout(self.stopping_limit, attempt)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?} of callrec stopping", self.stopping_limit)))
     }
 
     async fn attempt(&self, recording: &FinishedRecording) -> Result<(), String> {
@@ -117,6 +140,13 @@ impl fmt::Display for Webhook {
             write!(f, ":{port}")?;
         }
         Ok(())
+    }
+}
+
+/// Completes once callrec is stopping; never if it cannot tell.
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -155,5 +185,37 @@ mod tests {
             Duration::from_secs(60),
         );
         assert_eq!(webhook.to_string(), "https://store.example:8443");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_webhook_gives_the_recording_up_soon_after_shutdown() {
+        // A webhook that takes the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let mut webhook = Webhook::new(url, Duration::from_secs(60));
+        webhook.stopping_limit = Duration::from_millis(200);
+        let (stop, shutdown) = watch::channel(false);
+        let recording = FinishedRecording {
+            metadata: crate::delivery::metadata::tests::sample(),
+            audio: bytes::Bytes::from_static(&[0xFF; 160]),
+        };
+        let sending = tokio::spawn(async move { webhook.send(&recording, &Metrics::default(), shutdown).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopped = Instant::now();
+        stop.send(true).unwrap();
+        let failure = tokio::time::timeout(Duration::from_secs(5), sending)
+            .await
+            .expect("the attempt is cut short, not left to its 60 s timeout")
+            .unwrap()
+            .unwrap_err();
+        assert!(stopped.elapsed() >= Duration::from_millis(200), "the attempt had its chance");
+        assert_eq!(failure.attempts, 1);
+        assert!(failure.last_error.contains("callrec stopping"), "{failure}");
     }
 }
