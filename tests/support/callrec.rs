@@ -1,6 +1,7 @@
 //! callrec itself, run as the real binary in a child process, its log kept
 //! for the tests to read.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,16 +130,21 @@ impl Callrec {
 
     /// Recordings written to the output directory: (metadata, audio) pairs.
     pub fn saved(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
-        let mut saved = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.output_dir.path()) else { return saved };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                let audio = std::fs::read(path.with_extension("ul")).unwrap();
-                saved.push((metadata, audio));
-            }
-        }
-        saved
+        saved_in(self.output_dir.path())
     }
+}
+
+/// Recordings in an output directory: (metadata, audio) pairs.
+pub fn saved_in(dir: &Path) -> Vec<(serde_json::Value, Vec<u8>)> {
+    let mut saved = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return saved };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let audio = std::fs::read(path.with_extension("ul")).unwrap();
+            saved.push((metadata, audio));
+        }
+    }
+    saved
 }
