@@ -8,5 +8,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_docker
 ensure_asterisk_image
+config_readable
 cd "$CALLREC_ROOT"
 compose "$@"

@@ -101,12 +101,16 @@ ensure_asterisk_image() {
 asterisk_up() {
     ensure_docker
     ensure_asterisk_image
-    # Asterisk reads its mounted configuration as an unprivileged user.
-    chmod -R a+rX "$CALLREC_ROOT/docker/asterisk/etc" "$CALLREC_ROOT/dialplan" \
-        "$CALLREC_ROOT/tests/asterisk" "$CALLREC_ROOT/tests/data"
+    config_readable
     (cd "$CALLREC_ROOT" && compose up -d asterisk >/dev/null 2>&1) \
         || (cd "$CALLREC_ROOT" && compose up -d asterisk)
     wait_for_ari
+}
+
+# config_readable: Asterisk reads its mounted configuration as an unprivileged user.
+config_readable() {
+    chmod -R a+rX "$CALLREC_ROOT/docker/asterisk/etc" "$CALLREC_ROOT/dialplan" \
+        "$CALLREC_ROOT/tests/asterisk" "$CALLREC_ROOT/tests/data"
 }
 
 wait_for_ari() {
