@@ -208,7 +208,7 @@ fn describe(error: tungstenite::Error) -> String {
             let status = response.status();
             match status.as_u16() {
                 401 | 403 => format!("Asterisk refused the credentials (HTTP {status}): check --ari-user and --ari-password against ari.conf"),
-                404 => format!("no ARI at this URL (HTTP {status}): check --ari-url and that res_ari is loaded"),
+                404 => format!("no ARI at this URL (HTTP {status}): check --ari-url and that res_ari is loaded (while Asterisk starts, this is normal for a few seconds)"),
                 _ => format!("Asterisk answered HTTP {status}"),
             }
         }
