@@ -103,8 +103,10 @@ pub enum Action {
     Bridge { recording: RecordingId },
     /// Let the channel go on with its call flow.
     Release,
-    /// Follow the channel's events once it has left the marker, to see its hangup.
-    Watch,
+    /// Subscribe to the channel's events, then let it go on: once it has left
+    /// the marker, only the subscription shows its hangup, so it must be in
+    /// place before the channel leaves.
+    WatchThenRelease,
     /// Collect, tear down and deliver a recording.
     Finish(Finished),
     /// Nothing to do for a marker; worth a warning.
@@ -255,10 +257,11 @@ impl Session {
         if let Some(current) = self.current.as_mut() {
             current.phase = Phase::Capturing { started_at: at };
         }
-        self.actions.push_back(Action::Release);
         if !self.watching && !self.hung_up {
             self.watching = true;
-            self.actions.push_back(Action::Watch);
+            self.actions.push_back(Action::WatchThenRelease);
+        } else {
+            self.actions.push_back(Action::Release);
         }
     }
 
@@ -426,7 +429,7 @@ mod tests {
         session.handle_media_source(id, source());
         assert!(drain(&mut session).contains(&Action::Bridge { recording: id }));
         session.handle_capture_started(id, t0 + ms(60));
-        assert_eq!(drain(&mut session), vec![Action::Release, Action::Watch]);
+        assert_eq!(drain(&mut session), vec![Action::WatchThenRelease]);
         assert_eq!(session.poll_timeout(), None);
     }
 

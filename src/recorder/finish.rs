@@ -1,8 +1,8 @@
 //! The end of a recording's path through the recorder: once a session says a
 //! recording is finished, this lets RTP still in flight land, takes the audio
-//! from the media task (cut or padded to the wall-clock length), tears down
-//! the snoop, externalMedia channel and bridge, and hands the recording with
-//! its metadata to delivery.
+//! from the media task (cut or padded to the wall-clock length), then at the
+//! same time tears down the snoop, externalMedia channel and bridge and hands
+//! the recording with its metadata to delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,6 @@ impl FinishJob {
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
         let audio = media.take(finished.recording, total_samples).await;
-        teardown(&ari, &metrics, vec![ids.snoop, ids.media], vec![ids.bridge]).await;
         let (ulaw, missing_samples) = match audio {
             Some(audio) => (audio.ulaw, audio.missing_samples),
             None => (vec![ulaw::SILENCE; total_samples as usize], total_samples),
@@ -66,7 +65,12 @@ impl FinishJob {
             missing_ms: ulaw::millis(missing_samples),
             error: finished.error,
         };
-        delivery.deliver(FinishedRecording { metadata, audio: ulaw.into() }).await;
+        // Side by side: a slow Asterisk must not hold up delivery, nor a slow
+        // webhook the removal of the capture channels.
+        tokio::join!(
+            teardown(&ari, &metrics, vec![ids.snoop, ids.media], vec![ids.bridge]),
+            delivery.deliver(FinishedRecording { metadata, audio: ulaw.into() }),
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 //! and delivery) as tasks whose results come back as messages, so the loop
 //! never waits on Asterisk and a held channel is always released on time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +35,8 @@ use finish::{teardown, FinishJob};
 
 /// Tries at continuing a held channel before giving up (and logging it).
 const RELEASE_ATTEMPTS: u32 = 3;
+/// Longest a held channel waits for the subscription to its events.
+const WATCH_LIMIT: Duration = Duration::from_millis(500);
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -75,6 +77,12 @@ pub(crate) enum TaskResult {
         recording: RecordingId,
         resource: Resource,
         call_exists: bool,
+    },
+    /// Reconciliation after a reconnect listed these recording resources
+    /// on Asterisk; those no running recording owns are left over.
+    RecordingResources {
+        channels: Vec<String>,
+        bridges: Vec<String>,
     },
     /// Reconciliation after a reconnect found the call gone.
     CallGone {
@@ -226,7 +234,7 @@ impl Recorder {
             Err(error) => {
                 self.parts.metrics.markers_invalid.inc();
                 warn!(channel = %channel.name, args = ?args, %error, "ignoring a marker; the call goes on");
-                self.spawn_release(channel.id);
+                self.spawn_release(channel.id, false);
                 return;
             }
         };
@@ -297,13 +305,25 @@ impl Recorder {
                     self.hang_up_call(now, &call);
                 }
             }
+            TaskResult::RecordingResources { channels, bridges } => {
+                let app = self.parts.ari.app();
+                let left_over = |id: &String| {
+                    resources::parse(app, id).is_some_and(|(recording, _)| !self.live.contains_key(&recording))
+                };
+                let channels: Vec<String> = channels.into_iter().filter(left_over).collect();
+                let bridges: Vec<String> = bridges.into_iter().filter(left_over).collect();
+                if !channels.is_empty() || !bridges.is_empty() {
+                    info!(channels = channels.len(), bridges = bridges.len(), "removing leftover recording resources");
+                    self.spawn_teardown(channels, bridges);
+                }
+            }
             TaskResult::CallGone { call } => self.hang_up_call(now, &call),
             TaskResult::MaybeStranded { channel } => {
                 let held = self.calls.get(&channel).is_some_and(|call| call.session.poll_timeout().is_some());
                 if !held {
                     self.parts.metrics.stranded_released.inc();
                     warn!(%channel, "releasing a call left waiting in Stasis (held by a callrec that stopped or lost its connection)");
-                    self.spawn_release(channel);
+                    self.spawn_release(channel, false);
                 }
             }
         }
@@ -351,8 +371,8 @@ impl Recorder {
                 Action::SetUp { recording } => self.set_up(&channel, recording),
                 Action::Listen { recording, source } => self.parts.media.listen(recording, source),
                 Action::Bridge { recording } => self.bridge(&channel.id, recording),
-                Action::Release => self.spawn_release(channel.id),
-                Action::Watch => self.watch(channel.id),
+                Action::Release => self.spawn_release(channel.id, false),
+                Action::WatchThenRelease => self.spawn_release(channel.id, true),
                 Action::Finish(finished) => self.finish(channel, finished),
                 Action::Ignore(Ignored::StopWithoutRecording) => {
                     self.parts.metrics.markers_without_recording.inc();
@@ -413,9 +433,23 @@ impl Recorder {
         });
     }
 
-    fn spawn_release(&mut self, channel: String) {
-        let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
+    /// Continues a held channel in the dialplan; with `watch_first`, after
+    /// subscribing to its events (a failure to subscribe never holds it).
+    fn spawn_release(&mut self, channel: String, watch_first: bool) {
+        let (ari, metrics, results) = (self.parts.ari.clone(), self.parts.metrics.clone(), self.results_tx.clone());
         self.tasks.spawn(async move {
+            if watch_first {
+                let subscribed =
+                    tokio::time::timeout(WATCH_LIMIT, ari.subscribe(&channel)).await.unwrap_or_else(|_| {
+                        Err(AriError::Unexpected {
+                            operation: "subscribe to channel",
+                            message: format!("no answer within {} ms", WATCH_LIMIT.as_millis()),
+                        })
+                    });
+                if let Err(error) = subscribed {
+                    let _ = results.send(TaskResult::WatchFailed { call: channel.clone(), error });
+                }
+            }
             // A held caller hears nothing: try hard, but briefly.
             for attempt in 1..=RELEASE_ATTEMPTS {
                 match ari.continue_in_dialplan(&channel).await {
@@ -434,15 +468,6 @@ impl Recorder {
                         tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
                     }
                 }
-            }
-        });
-    }
-
-    fn watch(&mut self, call: String) {
-        let (ari, results) = (self.parts.ari.clone(), self.results_tx.clone());
-        self.tasks.spawn(async move {
-            if let Err(error) = ari.subscribe(&call).await {
-                let _ = results.send(TaskResult::WatchFailed { call, error });
             }
         });
     }
@@ -496,12 +521,8 @@ impl Recorder {
     /// owns (left by a crash or a drop), end recordings whose call hung up
     /// while events were missed, and release calls left waiting in Stasis.
     fn reconcile(&mut self) {
-        let ari = self.parts.ari.clone();
-        let metrics = self.parts.metrics.clone();
-        let live: HashSet<RecordingId> = self.live.keys().copied().collect();
         let calls: Vec<String> = self.live.values().map(|live| live.call.clone()).collect();
-        let results = self.results_tx.clone();
-        self.tasks.spawn(reconcile::run(ari, metrics, live, calls, results));
+        self.tasks.spawn(reconcile::run(self.parts.ari.clone(), calls, self.results_tx.clone()));
     }
 
     async fn shut_down(mut self) {

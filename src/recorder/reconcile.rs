@@ -1,44 +1,32 @@
 //! After the ARI connection is (re)established, events may have been missed
-//! and a previous callrec may have died: remove recording resources no running
-//! recording owns, end recordings whose call is gone, and point out calls left
-//! waiting in Stasis so the recorder can let them go.
+//! and a previous callrec may have died: point out recording resources on
+//! Asterisk (the recorder removes those no running recording owns), end
+//! recordings whose call is gone, and point out calls left waiting in Stasis
+//! so the recorder can let them go.
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::info;
 
-use super::finish::teardown;
 use super::TaskResult;
 use crate::ari::rest::AriClient;
-use crate::metrics::Metrics;
 use crate::resources;
-use crate::session::RecordingId;
 
 /// How long a channel must sit in Stasis, unheld, before it counts as stranded.
 const STRANDED_AFTER: Duration = Duration::from_millis(1500);
 
-/// `live`: recordings running here; `calls`: their channels.
-pub(super) async fn run(
-    ari: AriClient,
-    metrics: Arc<Metrics>,
-    live: HashSet<RecordingId>,
-    calls: Vec<String>,
-    results: mpsc::UnboundedSender<TaskResult>,
-) {
+/// `calls`: the channels of the recordings running here.
+pub(super) async fn run(ari: AriClient, calls: Vec<String>, results: mpsc::UnboundedSender<TaskResult>) {
     let app = ari.app().to_string();
-    let stale = |ids: Vec<String>| -> Vec<String> {
-        ids.into_iter()
-            .filter(|id| resources::parse(&app, id).is_some_and(|(recording, _)| !live.contains(&recording)))
-            .collect()
+    // Which of these a running recording owns is decided by the recorder when
+    // the list arrives: a recording may start while it is being made.
+    let ours = |ids: Vec<String>| -> Vec<String> {
+        ids.into_iter().filter(|id| resources::parse(&app, id).is_some()).collect()
     };
-    let channels = ari.channel_ids().await.map(&stale).unwrap_or_default();
-    let bridges = ari.bridge_ids().await.map(&stale).unwrap_or_default();
+    let channels = ari.channel_ids().await.map(&ours).unwrap_or_default();
+    let bridges = ari.bridge_ids().await.map(&ours).unwrap_or_default();
     if !channels.is_empty() || !bridges.is_empty() {
-        info!(channels = channels.len(), bridges = bridges.len(), "removing leftover recording resources");
-        teardown(&ari, &metrics, channels, bridges).await;
+        let _ = results.send(TaskResult::RecordingResources { channels, bridges });
     }
     for call in calls {
         if let Ok(false) = ari.channel_exists(&call).await {
