@@ -41,7 +41,7 @@ fn place_all(packets: &[Vec<u8>], order: &[usize]) -> StreamBuffer {
     let mut buffer = StreamBuffer::new(8000 * 3600, 8000 * 60);
     for &index in order {
         let packet = rtp::parse(&packets[index]).unwrap();
-        buffer.place(packet.ssrc, packet.timestamp, packet.payload, (index * FRAME) as u64);
+        buffer.place(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, (index * FRAME) as u64);
     }
     buffer
 }

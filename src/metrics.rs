@@ -72,7 +72,9 @@ metrics! {
     ari_bad_events,
     /// ARI resources (channels, bridges) that could not be torn down.
     teardown_failures,
-    /// RTP packets placed into a recording.
+    /// RTP packets with audio handed to a recording's buffer, whatever became
+    /// of them: `rtp_late`, `rtp_duplicates`, `rtp_before_start`, `rtp_stale`
+    /// and `rtp_over_limit` count those that were not simply appended.
     rtp_packets,
     /// Datagrams from addresses no recording listens to.
     rtp_unknown_source,
@@ -84,6 +86,14 @@ metrics! {
     rtp_duplicates,
     /// RTP packets that arrived late and filled a gap.
     rtp_late,
+    /// RTP packets whose audio belongs before the recording's first sample
+    /// (sent before the one that started it, and overtaken by it); dropped.
+    rtp_before_start,
+    /// RTP packets far older than the newest of their stream and numbered at
+    /// or behind it: stale copies, dropped rather than spliced in at the end.
+    rtp_stale,
+    /// RTP packets that carried no audio; ignored, and not in `rtp_packets`.
+    rtp_empty,
     /// Times a stream was re-anchored (new SSRC or timestamp jump).
     rtp_resyncs,
     /// RTP packets dropped because a recording reached its length limit.

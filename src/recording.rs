@@ -1,8 +1,8 @@
 //! Recording buffer: where captured audio lives until delivery. Media capture
 //! hands it each RTP payload; it places the bytes by RTP timestamp into one
 //! growing μ-law buffer, fills gaps with silence, lets late packets fill their
-//! gap, drops duplicates, survives timestamp wrap, and at the end is cut or
-//! padded to the wall-clock length of the recording.
+//! gap, drops duplicates and stale copies, survives timestamp wrap, and at the
+//! end is cut or padded to the wall-clock length of the recording.
 //!
 //! Positions are in samples (one μ-law byte each) from the first packet.
 //! Nothing here reads a clock or allocates per packet in the steady state.
@@ -18,8 +18,12 @@ use crate::ulaw::{SAMPLE_RATE, SILENCE};
 /// that was not scheduled for a while sees, and its timestamp is right.
 pub const MAX_AHEAD_SAMPLES: i64 = SAMPLE_RATE as i64;
 /// A packet older than the newest may be at most this far behind it to fill
-/// its gap; further back is a jump, not reordering.
+/// its gap; further back it is either a backward jump of the stream or a stale
+/// copy, which the sequence number tells apart (see `Placement::Stale`).
 pub const MAX_REORDER_SAMPLES: i64 = SAMPLE_RATE as i64;
+/// Stale-looking packets in a row, each continuing the last one's sequence,
+/// that are taken for a restarted sender instead (200 ms of audio).
+const STALE_RUN_RESYNC: u32 = 10;
 /// Gaps ending this far before the end of the buffer can no longer be filled
 /// by a late packet: they are only counted from then on, which keeps the
 /// list of open gaps short however lossy a long recording is.
@@ -36,6 +40,14 @@ pub enum Placement {
     Duplicate,
     /// Belongs before the recording's first sample.
     BeforeStart,
+    /// Its timestamp is more than `MAX_REORDER_SAMPLES` behind the newest and
+    /// its sequence number is at or behind the newest's: an old copy that
+    /// arrived far too late (a retransmission, a duplicating network path),
+    /// not a stream that jumped back. Dropped, so it cannot be spliced in at
+    /// the end.
+    Stale,
+    /// Carried no audio; ignored without touching the clock.
+    Empty,
     /// The recording is at its length limit.
     Overflow,
 }
@@ -43,10 +55,15 @@ pub enum Placement {
 /// Counters a stream keeps about its packets, reported with the recording.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StreamStats {
+    /// Packets with audio handed to the buffer, whatever became of them.
     pub packets: u64,
     pub late: u64,
     pub duplicates: u64,
     pub before_start: u64,
+    /// Stale copies dropped (see `Placement::Stale`).
+    pub stale: u64,
+    /// Packets without audio; not counted in `packets`.
+    pub empty: u64,
     pub overflow: u64,
     /// Times the stream was re-anchored on a new SSRC or a timestamp jump.
     pub resyncs: u64,
@@ -68,16 +85,19 @@ struct RtpClock {
     /// The newest timestamp seen, and its 64-bit extension.
     newest: u32,
     newest_extended: i64,
+    /// The sequence number of the packet that carried the newest timestamp.
+    newest_sequence: u16,
     /// The extended timestamp of buffer position 0.
     origin: i64,
 }
 
 impl RtpClock {
-    fn anchored(ssrc: u32, timestamp: u32, position: i64) -> Self {
+    fn anchored(ssrc: u32, sequence: u16, timestamp: u32, position: i64) -> Self {
         RtpClock {
             ssrc,
             newest: timestamp,
             newest_extended: i64::from(timestamp),
+            newest_sequence: sequence,
             origin: i64::from(timestamp) - position,
         }
     }
@@ -85,14 +105,26 @@ impl RtpClock {
     /// The buffer position of `timestamp`, taking the shorter way around the
     /// 32-bit circle from the newest timestamp (so wrap is seamless), and how
     /// far behind the newest timestamp it is (0 for a new newest).
-    fn locate(&mut self, timestamp: u32) -> (i64, i64) {
+    fn locate(&mut self, sequence: u16, timestamp: u32) -> (i64, i64) {
         let extended = self.newest_extended + i64::from(timestamp.wrapping_sub(self.newest) as i32);
         let behind = (self.newest_extended - extended).max(0);
         if extended > self.newest_extended {
             self.newest = timestamp;
             self.newest_extended = extended;
+            self.newest_sequence = sequence;
         }
         (extended - self.origin, behind)
+    }
+
+    /// Whether `sequence` continues the stream past the packet with the
+    /// newest timestamp, taking the shorter way around the 16-bit circle. A
+    /// stream that jumps back in time still counts its packets onwards; an
+    /// old copy of a packet carries a number at or behind the newest's.
+    /// Any distance ahead counts, not only a few lost packets: were a long
+    /// outage to end in a backward jump, a bounded window would take every
+    /// packet after it for stale, and the rest of the recording would be lost.
+    fn continues_sequence(&self, sequence: u16) -> bool {
+        sequence.wrapping_sub(self.newest_sequence) as i16 > 0
     }
 }
 
@@ -106,6 +138,10 @@ pub struct StreamBuffer {
     gaps: Vec<Range<u64>>,
     /// Samples of silence in gaps too old to be filled any more.
     settled_missing: u64,
+    /// The last stale packet's sequence number and how many stale packets
+    /// in a row, with nothing in step between them, have continued each
+    /// other's sequence up to it.
+    stale_run: (u16, u32),
     max_samples: u64,
     stats: StreamStats,
 }
@@ -119,6 +155,7 @@ impl StreamBuffer {
             clock: None,
             gaps: Vec::new(),
             settled_missing: 0,
+            stale_run: (0, 0),
             max_samples,
             stats: StreamStats::default(),
         }
@@ -138,30 +175,43 @@ impl StreamBuffer {
     }
 
     /// Places one packet's payload. `arrival` is the sample position the wall
-    /// clock gives the packet's arrival (0 for the first packet).
-    pub fn place(&mut self, ssrc: u32, timestamp: u32, payload: &[u8], arrival: u64) -> Placement {
+    /// clock gives the packet's arrival (0 for the first packet); `sequence`,
+    /// the RTP sequence number, tells a stale copy from a backward jump.
+    pub fn place(&mut self, ssrc: u32, sequence: u16, timestamp: u32, payload: &[u8], arrival: u64) -> Placement {
+        // Checked before the clock: a packet without audio says nothing about
+        // where audio belongs, so it must neither anchor nor advance it.
+        if payload.is_empty() {
+            self.stats.empty += 1;
+            return Placement::Empty;
+        }
         self.stats.packets += 1;
         let arrival = arrival as i64;
         let position = match &mut self.clock {
             None => {
-                self.clock = Some(RtpClock::anchored(ssrc, timestamp, arrival));
+                self.clock = Some(RtpClock::anchored(ssrc, sequence, timestamp, arrival));
                 arrival
             }
             Some(clock) if clock.ssrc == ssrc => {
-                let (position, behind_newest) = clock.locate(timestamp);
-                let in_step = if behind_newest == 0 {
-                    position - arrival <= MAX_AHEAD_SAMPLES
-                } else {
-                    behind_newest <= MAX_REORDER_SAMPLES
-                };
-                if in_step {
+                let (position, behind_newest) = clock.locate(sequence, timestamp);
+                if behind_newest == 0 {
+                    if position - arrival <= MAX_AHEAD_SAMPLES {
+                        position
+                    } else {
+                        self.resync(ssrc, sequence, timestamp, arrival)
+                    }
+                } else if behind_newest <= MAX_REORDER_SAMPLES {
                     position
+                } else if clock.continues_sequence(sequence) || self.stale_run_continues(sequence) {
+                    self.resync(ssrc, sequence, timestamp, arrival)
                 } else {
-                    self.resync(ssrc, timestamp, arrival)
+                    self.stats.stale += 1;
+                    return Placement::Stale;
                 }
             }
-            Some(_) => self.resync(ssrc, timestamp, arrival),
+            Some(_) => self.resync(ssrc, sequence, timestamp, arrival),
         };
+        // A run of stale packets counts only while nothing in step comes between.
+        self.stale_run = (0, 0);
         if position < 0 {
             self.stats.before_start += 1;
             return Placement::BeforeStart;
@@ -171,20 +221,33 @@ impl StreamBuffer {
             Placement::FilledGap => self.stats.late += 1,
             Placement::Duplicate => self.stats.duplicates += 1,
             Placement::Overflow => self.stats.overflow += 1,
-            Placement::Appended | Placement::BeforeStart => {}
+            Placement::Appended | Placement::BeforeStart | Placement::Stale | Placement::Empty => {}
         }
         placement
     }
 
+    /// Notes one more stale-looking packet; true once `STALE_RUN_RESYNC` of
+    /// them in a row continue each other's sequence: that is a sender that
+    /// restarted both its numbering and its clock further back, not copies,
+    /// and the stream must go on from it rather than be dropped to the end.
+    fn stale_run_continues(&mut self, sequence: u16) -> bool {
+        let (last, run) = self.stale_run;
+        let run = if run > 0 && sequence == last.wrapping_add(1) { run + 1 } else { 1 };
+        self.stale_run = (sequence, run);
+        run >= STALE_RUN_RESYNC
+    }
+
     /// Re-anchors the clock so that this packet lands at its arrival, or
     /// right after what is already held if that is later.
-    fn resync(&mut self, ssrc: u32, timestamp: u32, arrival: i64) -> i64 {
+    fn resync(&mut self, ssrc: u32, sequence: u16, timestamp: u32, arrival: i64) -> i64 {
         self.stats.resyncs += 1;
         let position = arrival.max(self.audio.len() as i64);
-        self.clock = Some(RtpClock::anchored(ssrc, timestamp, position));
+        self.clock = Some(RtpClock::anchored(ssrc, sequence, timestamp, position));
         position
     }
 
+    /// Copies a non-empty payload to `position`; an empty write would read as
+    /// `Overflow`, which is why `place` turns empty payloads away first.
     fn write(&mut self, position: u64, payload: &[u8]) -> Placement {
         let end = (position + payload.len() as u64).min(self.max_samples);
         if position >= end {
@@ -288,10 +351,11 @@ mod tests {
         StreamBuffer::new(10 * 60 * 8000, 8000)
     }
 
-    /// Places frame `n` of a stream whose first timestamp is `base`, arriving on time.
+    /// Places frame `n` of a stream whose first timestamp is `base`, arriving
+    /// on time; its sequence number is `n` too.
     fn place(buffer: &mut StreamBuffer, base: u32, n: u32) -> Placement {
         let offset = n * FRAME as u32;
-        buffer.place(SSRC, base.wrapping_add(offset), &frame(n as u8), u64::from(offset))
+        buffer.place(SSRC, n as u16, base.wrapping_add(offset), &frame(n as u8), u64::from(offset))
     }
 
     fn frames_of(audio: &[u8]) -> Vec<u8> {
@@ -351,7 +415,7 @@ mod tests {
         place(&mut buffer, 0, 0);
         place(&mut buffer, 0, 1);
         // Same timestamp, other bytes: the first copy wins.
-        assert_eq!(buffer.place(SSRC, FRAME as u32, &frame(99), FRAME as u64), Placement::Duplicate);
+        assert_eq!(buffer.place(SSRC, 1, FRAME as u32, &frame(99), FRAME as u64), Placement::Duplicate);
         place(&mut buffer, 0, 3);
         place(&mut buffer, 0, 2);
         assert_eq!(place(&mut buffer, 0, 2), Placement::Duplicate);
@@ -376,7 +440,7 @@ mod tests {
     fn a_packet_from_before_the_first_is_dropped() {
         let mut buffer = buffer();
         place(&mut buffer, 10_000, 0);
-        assert_eq!(buffer.place(SSRC, 10_000 - FRAME as u32, &frame(7), 0), Placement::BeforeStart);
+        assert_eq!(buffer.place(SSRC, u16::MAX, 10_000 - FRAME as u32, &frame(7), 0), Placement::BeforeStart);
         assert_eq!(buffer.stats().before_start, 1);
     }
 
@@ -387,8 +451,8 @@ mod tests {
         place(&mut buffer, 0, 1);
         // A new source with unrelated timestamps, arriving one frame later than due.
         let arrival = 3 * FRAME as u64;
-        buffer.place(SSRC + 1, 777_777, &frame(3), arrival);
-        buffer.place(SSRC + 1, 777_777 + FRAME as u32, &frame(4), arrival + FRAME as u64);
+        buffer.place(SSRC + 1, 9000, 777_777, &frame(3), arrival);
+        buffer.place(SSRC + 1, 9001, 777_777 + FRAME as u32, &frame(4), arrival + FRAME as u64);
         let audio = buffer.finish(5 * FRAME as u64);
         assert_eq!(frames_of(&audio.ulaw), vec![0, 1, SILENCE, 3, 4]);
         assert_eq!(audio.stats.resyncs, 1);
@@ -399,7 +463,7 @@ mod tests {
         let mut buffer = buffer();
         place(&mut buffer, 0, 0);
         // An hour ahead in RTP time, but it arrived right on time.
-        buffer.place(SSRC, 8000 * 3600, &frame(1), FRAME as u64);
+        buffer.place(SSRC, 1, 8000 * 3600, &frame(1), FRAME as u64);
         assert_eq!(buffer.len(), 2 * FRAME as u64);
         assert_eq!(buffer.stats().resyncs, 1);
     }
@@ -448,9 +512,9 @@ mod tests {
     #[test]
     fn odd_sized_packets_are_placed_by_timestamp() {
         let mut buffer = buffer();
-        buffer.place(SSRC, 0, &[1; 80], 0);
-        buffer.place(SSRC, 240, &[3; 80], 240);
-        buffer.place(SSRC, 80, &[2; 160], 80);
+        buffer.place(SSRC, 0, 0, &[1; 80], 0);
+        buffer.place(SSRC, 2, 240, &[3; 80], 240);
+        buffer.place(SSRC, 1, 80, &[2; 160], 80);
         let audio = buffer.finish(320);
         assert!(audio.ulaw[..80].iter().all(|&b| b == 1));
         assert!(audio.ulaw[80..240].iter().all(|&b| b == 2));
@@ -467,7 +531,7 @@ mod tests {
         // Two seconds without a turn, then the queued packets all at once.
         let drained_at = 105 * FRAME as u64;
         for n in 5..105u32 {
-            let placed = buffer.place(SSRC, n * FRAME as u32, &frame(n as u8), drained_at);
+            let placed = buffer.place(SSRC, n as u16, n * FRAME as u32, &frame(n as u8), drained_at);
             assert_eq!(placed, Placement::Appended, "frame {n}");
         }
         place(&mut buffer, 0, 105);
@@ -483,12 +547,14 @@ mod tests {
         for n in 0..100 {
             place(&mut buffer, 100_000, n);
         }
-        // The stream goes on from a timestamp five seconds back, on time:
-        // it continues the recording instead of being dropped as duplicates.
+        // The stream goes on from a timestamp five seconds back, on time and
+        // with the next sequence numbers: it continues the recording instead
+        // of being dropped as duplicates or stale.
         let jumped = 100_000 + 100 * FRAME as u32 - 5 * 8000;
         for k in 0..3u32 {
             let arrival = u64::from(100 + k) * FRAME as u64;
-            let placed = buffer.place(SSRC, jumped + k * FRAME as u32, &frame(200 + k as u8), arrival);
+            let sequence = (100 + k) as u16;
+            let placed = buffer.place(SSRC, sequence, jumped + k * FRAME as u32, &frame(200 + k as u8), arrival);
             assert_eq!(placed, Placement::Appended, "packet {k} after the jump");
         }
         let audio = buffer.finish(103 * FRAME as u64);
@@ -497,15 +563,118 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_copy_far_behind_the_newest_is_dropped_not_spliced_in() {
+        let mut buffer = buffer();
+        for n in 0..200 {
+            place(&mut buffer, 0, n);
+        }
+        // An old copy of frame 50 turns up three seconds late, right after
+        // frame 199: same SSRC, its own (old) sequence number and timestamp.
+        let arrival = 200 * FRAME as u64;
+        assert_eq!(buffer.place(SSRC, 50, 50 * FRAME as u32, &frame(50), arrival), Placement::Stale);
+        assert_eq!(place(&mut buffer, 0, 200), Placement::Appended);
+        let audio = buffer.finish(201 * FRAME as u64);
+        assert_eq!(frames_of(&audio.ulaw), (0..=200).map(|n| n as u8).collect::<Vec<_>>());
+        assert_eq!(audio.missing_samples, 0);
+        assert_eq!(audio.stats.stale, 1);
+        assert_eq!(audio.stats.resyncs, 0);
+    }
+
+    #[test]
+    fn a_backward_jump_is_told_from_a_stale_copy_across_sequence_wrap_and_loss() {
+        let mut buffer = buffer();
+        let base = 100_000u32;
+        // Frames 0..199 numbered up to 65535, the last number before the wrap.
+        let first_sequence = u16::MAX - 199;
+        let place_numbered = |buffer: &mut StreamBuffer, n: u32, sequence: u16, timestamp: u32, arrival: u32| {
+            buffer.place(SSRC, sequence, timestamp, &frame(n as u8), u64::from(arrival * FRAME as u32))
+        };
+        for n in 0..200 {
+            place_numbered(&mut buffer, n, first_sequence.wrapping_add(n as u16), base + n * FRAME as u32, n);
+        }
+        // A stale copy of frame 64 (number 65400), three seconds late.
+        let stale = place_numbered(&mut buffer, 64, 65400, base + 64 * FRAME as u32, 200);
+        assert_eq!(stale, Placement::Stale);
+        // Ten packets lost, then the stream goes on from five seconds back in
+        // RTP time, numbered on past the wrap: a jump, re-anchored at arrival.
+        let jumped = base + 210 * FRAME as u32 - 5 * 8000;
+        for k in 0..3u32 {
+            let sequence = first_sequence.wrapping_add(210 + k as u16);
+            assert!(sequence < 20, "numbers wrapped");
+            let placed = place_numbered(&mut buffer, 210 + k, sequence, jumped + k * FRAME as u32, 210 + k);
+            assert_eq!(placed, Placement::Appended, "frame {} after the jump", 210 + k);
+        }
+        let audio = buffer.finish(213 * FRAME as u64);
+        let frames = frames_of(&audio.ulaw);
+        assert_eq!(&frames[199..201], &[199, SILENCE]);
+        assert!(frames[200..210].iter().all(|&f| f == SILENCE));
+        assert_eq!(&frames[210..], &[210, 211, 212]);
+        assert_eq!(audio.missing_samples, 10 * FRAME as u64);
+        assert_eq!(audio.stats.stale, 1);
+        assert_eq!(audio.stats.resyncs, 1);
+    }
+
+    #[test]
+    fn an_empty_packet_neither_anchors_nor_moves_the_clock() {
+        let mut buffer = buffer();
+        // Before any audio, with a timestamp unrelated to the stream's.
+        assert_eq!(buffer.place(SSRC, 500, 4_000_000, &[], 0), Placement::Empty);
+        place(&mut buffer, 0, 0);
+        // An hour ahead: were it placed, this would re-anchor the stream.
+        assert_eq!(buffer.place(SSRC, 1, 8000 * 3600, &[], FRAME as u64), Placement::Empty);
+        place(&mut buffer, 0, 1);
+        let stats = buffer.stats();
+        assert_eq!((stats.empty, stats.packets, stats.overflow, stats.resyncs), (2, 2, 0, 0));
+        let audio = buffer.finish(2 * FRAME as u64);
+        assert_eq!(frames_of(&audio.ulaw), vec![0, 1]);
+    }
+
+    #[test]
+    fn an_empty_packet_at_the_length_limit_is_not_an_overflow() {
+        let mut buffer = StreamBuffer::new(FRAME as u64, 0);
+        place(&mut buffer, 0, 0);
+        assert_eq!(buffer.place(SSRC, 1, FRAME as u32, &[], FRAME as u64), Placement::Empty);
+        assert_eq!(buffer.stats().overflow, 0);
+        assert_eq!(place(&mut buffer, 0, 1), Placement::Overflow);
+        assert_eq!(buffer.stats().overflow, 1);
+    }
+
+    #[test]
     fn open_gaps_stay_few_in_a_long_lossy_stream() {
         let mut buffer = StreamBuffer::new(u64::MAX, 0);
         let frames = 3 * 60 * 50; // three minutes, every tenth packet lost
         for n in (0..frames).filter(|n| n % 10 != 5) {
             let offset = n * FRAME as u32;
-            buffer.place(SSRC, offset, &[1; FRAME], u64::from(offset));
+            buffer.place(SSRC, n as u16, offset, &[1; FRAME], u64::from(offset));
             assert!(buffer.gaps.len() <= 11, "{} open gaps at frame {n}", buffer.gaps.len());
         }
         let audio = buffer.finish(u64::from(frames) * FRAME as u64);
         assert_eq!(audio.missing_samples, u64::from(frames / 10) * FRAME as u64);
+    }
+
+    #[test]
+    fn a_sender_that_restarts_numbering_and_clock_further_back_is_followed_after_a_short_run() {
+        let mut buffer = buffer();
+        for n in 0..200 {
+            place(&mut buffer, 500_000, n);
+        }
+        // The same SSRC starts over five seconds back in RTP time and a
+        // thousand back in sequence, arriving on time from frame 200 on.
+        let (restart_ts, restart_seq) = (500_000 + 200 * FRAME as u32 - 40_000, 199u16.wrapping_sub(1000));
+        let placements: Vec<Placement> = (0..20u32)
+            .map(|k| {
+                let arrival = u64::from(200 + k) * FRAME as u64;
+                let sequence = restart_seq.wrapping_add(k as u16);
+                buffer.place(SSRC, sequence, restart_ts + k * FRAME as u32, &frame(k as u8 + 100), arrival)
+            })
+            .collect();
+        let stale = usize::try_from(STALE_RUN_RESYNC).unwrap() - 1;
+        assert!(placements[..stale].iter().all(|p| *p == Placement::Stale), "{placements:?}");
+        assert!(placements[stale..].iter().all(|p| *p == Placement::Appended), "{placements:?}");
+        let audio = buffer.finish(220 * FRAME as u64);
+        let frames = frames_of(&audio.ulaw);
+        assert_eq!(frames[200..200 + stale], vec![SILENCE; stale][..], "the run's first packets were dropped");
+        assert_eq!(frames[200 + stale..], (stale as u8 + 100..120).collect::<Vec<u8>>()[..]);
+        assert_eq!(audio.stats.resyncs, 1);
     }
 }

@@ -41,8 +41,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let events = EventStream::new(&config.ari_url, &config.app, &config.ari_user, config.ari_password.clone());
     let (ari_tx, ari_rx) = mpsc::channel(1024);
     let events_task = {
-        let (metrics, stop) = (metrics.clone(), stop_rx.clone());
-        tokio::spawn(async move { events.run(ari_tx, &metrics, stop).await })
+        let (rest, metrics, stop) = (ari.clone(), metrics.clone(), stop_rx.clone());
+        tokio::spawn(async move { events.run(rest, ari_tx, &metrics, stop).await })
     };
 
     let recorder = Recorder::new(RecorderParts {

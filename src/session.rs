@@ -294,9 +294,20 @@ impl Session {
 
     /// callrec is shutting down: finish what runs, let every held channel go.
     pub fn handle_shutdown(&mut self, now: Instant) {
+        self.let_go(now, EndReason::Shutdown, None);
+    }
+
+    /// callrec can no longer follow the call (another client took its Stasis
+    /// application): its stop marker or hangup would never arrive, so the
+    /// recording ends here with an error, and a held channel is let go.
+    pub fn handle_lost_control(&mut self, now: Instant, error: String) {
+        self.let_go(now, EndReason::Error, Some(error));
+    }
+
+    fn let_go(&mut self, now: Instant, reason: EndReason, error: Option<String>) {
         let was_setting_up = matches!(self.current, Some(Current { phase: Phase::SettingUp { .. }, .. }));
         if self.current.is_some() {
-            self.finish(now, EndReason::Shutdown, None);
+            self.finish(now, reason, error);
         }
         if was_setting_up {
             self.release_unless_hung_up();
@@ -627,6 +638,27 @@ mod tests {
         let actions = drain(&mut session);
         assert_eq!(finished(&actions)[0].reason, EndReason::Shutdown);
         assert!(!actions.contains(&Action::Release));
+    }
+
+    #[test]
+    fn lost_control_ends_the_recording_with_an_error_and_lets_a_held_channel_go() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        started(&mut session, t0, t0 + ms(30));
+        drain(&mut session);
+        session.handle_lost_control(t0 + ms(900), "taken over".into());
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!((ended[0].reason, ended[0].error.as_deref()), (EndReason::Error, Some("taken over")));
+        assert_eq!(ended[0].ended_at, t0 + ms(900));
+        assert!(!actions.contains(&Action::Release), "the channel is not held");
+
+        let mut session = Session::new(TIMEOUT);
+        session.handle_marker(t0, start("x"), Uuid::new_v4());
+        drain(&mut session);
+        session.handle_lost_control(t0 + ms(100), "taken over".into());
+        assert_eq!(drain(&mut session).last(), Some(&Action::Release));
+        assert!(session.is_idle());
     }
 
     #[test]

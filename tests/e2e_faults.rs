@@ -330,19 +330,43 @@ async fn a_call_held_by_a_crashed_callrec_is_released_by_the_next_one() {
 #[tokio::test]
 async fn a_second_callrec_on_the_same_application_is_reported_and_not_fought() {
     let _lab = lab::take().await;
-    let webhook = Webhook::start().await;
-    let mut first = Callrec::start(Options::default()).await;
-    let mut second = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let (first_hook, second_hook) = (Webhook::start().await, Webhook::start().await);
+    let mut first = Callrec::start(Options { webhook_url: Some(&first_hook.url), ..Default::default() }).await;
+
+    // The first one is recording a call when a second one takes the application.
+    let running = Caller::new("entire", &lab::tag("replacedrunning"))
+        .tone(700)
+        .hang_up_after(Duration::from_millis(4000))
+        .place();
+    first.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut second = Callrec::start(Options { webhook_url: Some(&second_hook.url), ..Default::default() }).await;
     first.wait_for_log("another ARI client took over the Stasis application", Duration::from_secs(5)).await;
+    // Its stop marker or hangup would never reach the first one: the
+    // recording ends there, with an error saying why, and is delivered.
+    let cut = first_hook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_metadata(&cut[0].metadata, &cut[0].audio, "call_recording", "error");
+    assert!(meta["error"].as_str().unwrap().contains("took over the Stasis application"), "{meta}");
+    assert_present(&cut[0].audio, 700.0, 0, cut[0].audio.len() / 8 - 20, 0.97, "the call until the takeover");
+    running.finish().await;
 
     // The newer one records; the older one stays out of the way.
     let tag = lab::tag("replaced");
     Caller::new("partial", &tag).place().finish().await;
-    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let deliveries = second_hook.wait_for(1, Duration::from_secs(10)).await;
     assert_well_formed(&deliveries[0], "partial", "stop");
     assert_nothing_left().await;
-    let first_log = first.stop().await;
-    assert!(!first_log.contains("recording ended"), "{first_log}");
     assert!(!second.log().contains("took over"), "the newer one is not pushed out");
+    assert_eq!(first_hook.deliveries().len(), 1, "the older one recorded nothing more");
+
+    // Once the newer one is gone, the older one takes the application back.
     second.stop().await;
+    first.wait_for_log("the Stasis application is free again", Duration::from_secs(15)).await;
+    first.wait_for_count("ARI event WebSocket connected", 2, Duration::from_secs(5)).await;
+    let tag = lab::tag("takenback");
+    Caller::new("partial", &tag).place().finish().await;
+    let deliveries = first_hook.wait_for(2, Duration::from_secs(10)).await;
+    assert_well_formed(&deliveries[1], "partial", "stop");
+    assert_nothing_left().await;
+    first.stop().await;
 }

@@ -199,6 +199,16 @@ impl AriClient {
         }
     }
 
+    /// Whether Asterisk knows the application: some client holds it, or
+    /// held it and left channels subscribed.
+    pub async fn application_registered(&self) -> Result<bool, AriError> {
+        match self.send("look up application", Method::GET, &["applications", &self.app], &[]).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Channels currently running `Stasis(<this app>,...)` in the dialplan.
     pub async fn channels_in_app(&self) -> Result<Vec<String>, AriError> {
         const OPERATION: &str = "list channels";

@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use url::Url;
 
 use super::events::{self, Event};
+use super::rest::AriClient;
 use crate::backoff::Backoff;
 use crate::config::Secret;
 use crate::metrics::Metrics;
@@ -23,8 +24,9 @@ use crate::metrics::Metrics;
 /// before it is taken for dead.
 const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(40);
-/// How long to leave the application to another client that took it over.
-const REPLACED_PAUSE: Duration = Duration::from_secs(60);
+/// How often to look whether an application another client took over is
+/// free again.
+const TAKEN_OVER_POLL: Duration = Duration::from_secs(10);
 
 /// What the connection tells the recorder.
 #[derive(Debug)]
@@ -55,9 +57,11 @@ impl EventStream {
         EventStream { url, user: user.to_string(), password }
     }
 
-    /// Keeps the connection up until `shutdown` turns true.
+    /// Keeps the connection up until `shutdown` turns true. `rest` looks up
+    /// the application while another client holds it.
     pub async fn run(
         self,
+        rest: AriClient,
         to_recorder: mpsc::Sender<AriMessage>,
         metrics: &Metrics,
         mut shutdown: watch::Receiver<bool>,
@@ -83,21 +87,25 @@ impl EventStream {
                         return;
                     }
                     let reason = pump(socket, &to_recorder, metrics, &mut shutdown).await;
-                    let _ = to_recorder.send(AriMessage::Disconnected).await;
+                    if !matches!(reason, Closed::Shutdown) {
+                        let _ = to_recorder.send(AriMessage::Disconnected).await;
+                    }
                     match reason {
                         Closed::Shutdown | Closed::RecorderGone => return,
                         Closed::Lost(reason) => warn!(%reason, "ARI event WebSocket lost; reconnecting"),
                         Closed::Replaced => {
-                            // Taking it straight back would make two instances fight over it.
+                            // Taking it back while the other client is there
+                            // would make the two fight over every call.
                             error!(
-                                url = %self.url, retry_in = ?REPLACED_PAUSE,
+                                url = %self.url,
                                 "another ARI client took over the Stasis application: markers go there now, not here; \
-                                 is a second callrec running with the same --app?"
+                                 is a second callrec running with the same --app? This one stands aside until the \
+                                 application is free again"
                             );
-                            tokio::select! {
-                                _ = tokio::time::sleep(REPLACED_PAUSE) => {}
-                                _ = shutdown.changed() => return,
+                            if !wait_until_free(&rest, &mut shutdown).await {
+                                return;
                             }
+                            info!(app = rest.app(), "the Stasis application is free again: taking it back");
                         }
                     }
                 }
@@ -197,6 +205,22 @@ async fn pump(
                 return Closed::Lost(reason.unwrap_or_else(|| "closed by Asterisk".into()));
             }
             Some(Ok(_)) => {} // pings are answered by the library; pongs just prove life
+        }
+    }
+}
+
+/// Waits until no client holds the application (Asterisk forgets it when its
+/// last client leaves); false if callrec is shutting down first.
+async fn wait_until_free(rest: &AriClient, shutdown: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TAKEN_OVER_POLL) => {}
+            _ = shutdown.changed() => return false,
+        }
+        match rest.application_registered().await {
+            Ok(false) => return true,
+            Ok(true) => {}
+            Err(error) => debug!(%error, "cannot tell whether the Stasis application is free"),
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct Recorder {
     tasks: JoinSet<()>,
     /// Recordings between their end and their delivery.
     finishing: Arc<AtomicUsize>,
+    /// Shutting down: markers are let go without recording.
+    stopping: bool,
 }
 
 impl Recorder {
@@ -133,6 +135,7 @@ impl Recorder {
             results_rx,
             tasks: JoinSet::new(),
             finishing: Arc::default(),
+            stopping: false,
         }
     }
 
@@ -162,11 +165,13 @@ impl Recorder {
                 _ = shutdown.changed() => break,
             }
         }
-        self.shut_down().await;
+        self.shut_down(ari).await;
     }
 
     fn handle_ari(&mut self, message: AriMessage) {
         match message {
+            // Closing the connection is part of stopping.
+            AriMessage::Connected | AriMessage::Disconnected if self.stopping => {}
             AriMessage::Connected => self.reconcile(),
             AriMessage::Disconnected => {
                 if !self.live.is_empty() {
@@ -214,12 +219,17 @@ impl Recorder {
                     self.process(&channel.id);
                 }
             }
-            // ApplicationReplaced is the connection's business (it logs it).
-            Event::ApplicationReplaced { .. } | Event::Other => {}
+            Event::ApplicationReplaced { .. } => self.lose_control(now),
+            Event::Other => {}
         }
     }
 
     fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
+        if self.stopping {
+            info!(channel = %channel.name, ?args, "callrec is stopping: marker not acted on; the call goes on");
+            self.spawn_release(channel.id, false);
+            return;
+        }
         let command = match marker::parse_stasis_args(args) {
             Ok(command) => command,
             Err(MarkerError::BadName(name)) => {
@@ -326,6 +336,20 @@ impl Recorder {
                     self.spawn_release(channel, false);
                 }
             }
+        }
+    }
+
+    /// Another client took the Stasis application over (the connection logs
+    /// it): no stop marker or hangup of a running recording would reach this
+    /// callrec any more, so each ends now, with an error, and is delivered.
+    fn lose_control(&mut self, now: Instant) {
+        let error = "another ARI client took over the Stasis application; this callrec stopped following the call";
+        let calls: Vec<String> = self.calls.keys().cloned().collect();
+        for call in calls {
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.session.handle_lost_control(now, error.to_string());
+            }
+            self.process(&call);
         }
     }
 
@@ -525,7 +549,18 @@ impl Recorder {
         self.tasks.spawn(reconcile::run(self.parts.ari.clone(), calls, self.results_tx.clone()));
     }
 
-    async fn shut_down(mut self) {
+    /// Finishes every running recording and lets every held channel go, then
+    /// keeps serving until its tasks are done (bounded by the grace period):
+    /// events still arriving (a marker is let go unrecorded, a hangup is
+    /// noted) and task results (a capture channel created too late for its
+    /// recording is removed).
+    async fn shut_down(mut self, mut ari: mpsc::Receiver<AriMessage>) {
+        self.stopping = true;
+        // Events that were already queued still count: a hangup ends its
+        // recording as a hangup, a marker is let go.
+        while let Ok(message) = ari.try_recv() {
+            self.handle_ari(message);
+        }
         let now = Instant::now();
         let ids: Vec<String> = self.calls.keys().cloned().collect();
         if !ids.is_empty() {
@@ -538,9 +573,27 @@ impl Recorder {
             self.process(&id);
         }
         let pending = async {
-            while let Some(joined) = self.tasks.join_next().await {
-                if let Err(error) = joined {
-                    error!(%error, "a recorder task failed");
+            let mut ari_open = true;
+            loop {
+                if self.tasks.is_empty() && !ari_open {
+                    // Every task is done; handle what they reported last.
+                    match self.results_rx.try_recv() {
+                        Ok(result) => self.handle_result(result),
+                        Err(_) => break,
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    message = ari.recv(), if ari_open => match message {
+                        Some(message) => self.handle_ari(message),
+                        None => ari_open = false,
+                    },
+                    Some(result) = self.results_rx.recv() => self.handle_result(result),
+                    Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                        if let Err(error) = joined {
+                            error!(%error, "a recorder task failed");
+                        }
+                    }
                 }
             }
         };
