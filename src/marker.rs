@@ -1,7 +1,10 @@
 //! Markers, the first step of the path: the bookends an IVR places in its call
 //! flow. Here they are read from `Stasis(callrec,start[,name])` and
 //! `Stasis(callrec,stop)` arguments; other transports can produce the same
-//! `MarkerCommand` without touching the recording logic.
+//! `MarkerCommand` without touching the recording logic. Also the channel
+//! variables callrec and its dialplan subroutines share.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
@@ -10,6 +13,27 @@ use crate::session::MarkerCommand;
 /// The recording name when a start marker gives none, as in the IVR module
 /// callrec follows.
 pub const DEFAULT_NAME: &str = "call_recording";
+
+/// Set by callrec on a recorded channel when its capture runs: the snoop
+/// channel's name. When a stop marker cannot reach callrec (its ARI
+/// connection is down), `dialplan/callrec.conf` hangs that channel up, so
+/// that nothing after the marker is captured.
+pub const SNOOP_VARIABLE: &str = "CALLREC_SNOOP";
+/// Set by `dialplan/callrec.conf` when it cut the capture that way: when, as
+/// epoch seconds with milliseconds (`1764000000.125`), so that callrec ends
+/// the recording right there once it is back.
+pub const STOPPED_AT_VARIABLE: &str = "CALLREC_STOPPED_AT";
+
+/// Reads a time the dialplan noted as `${STRFTIME(,,%s.%3q)}`.
+pub fn parse_dialplan_time(text: &str) -> Option<SystemTime> {
+    let (seconds, millis) = text.trim().split_once('.').unwrap_or((text.trim(), "0"));
+    let seconds: u64 = seconds.parse().ok()?;
+    if millis.is_empty() || millis.len() > 3 || !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: u64 = format!("{millis:0<3}").parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(seconds.checked_mul(1000)?.checked_add(millis)?))
+}
 
 const MAX_NAME_LEN: usize = 64;
 
@@ -98,6 +122,17 @@ mod tests {
         assert!(matches!(parse(&["start", "a", "b"]), Err(MarkerError::ExtraArguments(_))));
         for bad in ["../etc/passwd", ".hidden", "a b", "x/y", &"n".repeat(65), "é"] {
             assert_eq!(parse(&["start", bad]), Err(MarkerError::BadName(bad.to_string())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dialplan_times_read_to_the_millisecond() {
+        let at = |ms: u64| Some(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(parse_dialplan_time("1764000000.125"), at(1_764_000_000_125));
+        assert_eq!(parse_dialplan_time(" 1764000000.5 "), at(1_764_000_000_500));
+        assert_eq!(parse_dialplan_time("1764000000"), at(1_764_000_000_000));
+        for bad in ["", "soon", "1764000000.", "1764000000.1234", "-1.000", "1.2.3"] {
+            assert_eq!(parse_dialplan_time(bad), None, "{bad:?}");
         }
     }
 }

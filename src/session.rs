@@ -103,10 +103,12 @@ pub enum Action {
     Bridge { recording: RecordingId },
     /// Let the channel go on with its call flow.
     Release,
-    /// Subscribe to the channel's events, then let it go on: once it has left
-    /// the marker, only the subscription shows its hangup, so it must be in
-    /// place before the channel leaves.
-    WatchThenRelease,
+    /// Capture runs: prepare the channel for leaving the marker, then let it
+    /// go on. Prepare means: note the capture on the channel for the
+    /// dialplan (see `marker::SNOOP_VARIABLE`), and with `watch`, subscribe
+    /// to its events first (once it has left, only the subscription shows
+    /// its hangup, so that must be in place before).
+    ReleaseCapturing { recording: RecordingId, watch: bool },
     /// Collect, tear down and deliver a recording.
     Finish(Finished),
     /// Nothing to do for a marker; worth a warning.
@@ -257,12 +259,9 @@ impl Session {
         if let Some(current) = self.current.as_mut() {
             current.phase = Phase::Capturing { started_at: at };
         }
-        if !self.watching && !self.hung_up {
-            self.watching = true;
-            self.actions.push_back(Action::WatchThenRelease);
-        } else {
-            self.actions.push_back(Action::Release);
-        }
+        let watch = !self.watching && !self.hung_up;
+        self.watching |= watch;
+        self.actions.push_back(Action::ReleaseCapturing { recording, watch });
     }
 
     /// Setting up the recording failed; it ends with an error and the call goes on.
@@ -280,6 +279,33 @@ impl Session {
             self.finish(now, EndReason::Error, Some(error));
             if was_setting_up {
                 self.release_unless_hung_up();
+            }
+        }
+    }
+
+    /// The recording's capture was cut while callrec could not hear the call
+    /// (the dialplan's stop subroutine does that when its stop marker cannot
+    /// reach callrec). `stopped_at` is when the dialplan noted the cut, if it
+    /// did: the recording ends there, as stopped. Without it, the recording
+    /// ends now, with an error.
+    pub fn handle_capture_cut(&mut self, now: Instant, recording: RecordingId, stopped_at: Option<Instant>) {
+        if self.recording() != Some(recording) {
+            return;
+        }
+        let started_at = match &self.current {
+            Some(Current { phase: Phase::Capturing { started_at }, .. }) => *started_at,
+            _ => {
+                self.handle_resource_lost(now, recording, "the snoop channel ended during setup".into());
+                return;
+            }
+        };
+        match stopped_at {
+            // A time outside the recording is an older note (or clocks
+            // apart): not believed.
+            Some(at) if (started_at..=now).contains(&at) => self.finish(at, EndReason::Stop, None),
+            _ => {
+                let error = "the snoop channel ended while callrec was disconnected from ARI".to_string();
+                self.finish(now, EndReason::Error, Some(error));
             }
         }
     }
@@ -440,7 +466,7 @@ mod tests {
         session.handle_media_source(id, source());
         assert!(drain(&mut session).contains(&Action::Bridge { recording: id }));
         session.handle_capture_started(id, t0 + ms(60));
-        assert_eq!(drain(&mut session), vec![Action::WatchThenRelease]);
+        assert_eq!(drain(&mut session), vec![Action::ReleaseCapturing { recording: id, watch: true }]);
         assert_eq!(session.poll_timeout(), None);
     }
 
@@ -500,7 +526,7 @@ mod tests {
         session.handle_media_source(second, source());
         drain(&mut session);
         session.handle_capture_started(second, t0 + ms(2050));
-        assert_eq!(drain(&mut session), vec![Action::Release]);
+        assert_eq!(drain(&mut session), vec![Action::ReleaseCapturing { recording: second, watch: false }]);
     }
 
     #[test]
@@ -659,6 +685,43 @@ mod tests {
         session.handle_lost_control(t0 + ms(100), "taken over".into());
         assert_eq!(drain(&mut session).last(), Some(&Action::Release));
         assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_capture_cut_by_the_dialplan_ends_where_the_dialplan_noted_it() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        session.handle_capture_cut(t0 + ms(9000), Uuid::new_v4(), Some(t0 + ms(3000)));
+        assert!(drain(&mut session).is_empty(), "another recording's cut is not ours");
+        session.handle_capture_cut(t0 + ms(9000), id, Some(t0 + ms(3000)));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Stop, t0 + ms(3000)));
+        assert_eq!(ended[0].started_at, Some(t0 + ms(40)));
+        assert!(!actions.contains(&Action::Release), "the channel is not held");
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_capture_cut_without_a_noted_time_ends_now_with_an_error() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        // A time from the future (clocks apart), or from before the recording
+        // (left by an earlier one), is not believed either.
+        session.handle_capture_cut(t0 + ms(9000), id, Some(t0 + ms(9500)));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Error, t0 + ms(9000)));
+        assert!(ended[0].error.as_deref().unwrap().contains("disconnected"));
+
+        let id = started(&mut session, t0, t0 + ms(10_000));
+        drain(&mut session);
+        session.handle_capture_cut(t0 + ms(12_000), id, Some(t0 + ms(3000)));
+        assert_eq!(finished(&drain(&mut session))[0].reason, EndReason::Error);
     }
 
     #[test]

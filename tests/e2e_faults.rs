@@ -9,7 +9,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::audio::assert_present;
+use support::audio::{assert_absent, assert_present};
 use support::callrec::{Callrec, Options};
 use support::checks::{assert_between_marks, assert_metadata, assert_onset_complete, assert_well_formed, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, mark};
@@ -212,6 +212,42 @@ async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recordin
     assert!(meta["missing_ms"].as_u64().unwrap() > 0, "the time after the hangup is reported as missing audio");
     assert_nothing_left().await;
     callrec.stop().await;
+}
+
+#[tokio::test]
+async fn a_stop_marker_placed_while_ari_is_down_still_keeps_what_follows_out() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut proxy = Proxy::reserve().await;
+    proxy.start(asterisk()).await;
+    let url = proxy.url();
+    let mut callrec =
+        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("cut");
+
+    let call = Caller::new("cut", &tag).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    proxy.stop_listening();
+    proxy.cut();
+    // The stop marker fails (callrec is not there); the 500 Hz prompt after it plays.
+    mark(&tag, "stop").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(webhook.deliveries().is_empty());
+    proxy.start(asterisk()).await;
+
+    // Back, callrec ends the recording where the dialplan cut the capture.
+    let deliveries = webhook.wait_for(1, Duration::from_secs(20)).await;
+    let meta = assert_well_formed(&deliveries[0], "cut", "stop");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    let audio = &deliveries[0].audio;
+    assert_onset_complete(audio);
+    assert_present(audio, 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt before the stop marker");
+    assert_present(audio, 1000.0, 0, PROMPT_MS - 20, 0.98, "the caller before the stop marker");
+    assert_absent(audio, 500.0, "the prompt after the stop marker");
+    call.finish().await;
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("the dialplan cut the capture"), "{log}");
 }
 
 #[tokio::test]

@@ -32,6 +32,17 @@ struct IdOnly {
 }
 
 #[derive(Deserialize)]
+struct ChannelName {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Variable {
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Deserialize)]
 struct ChannelLocation {
     id: String,
     #[serde(default)]
@@ -115,10 +126,39 @@ impl AriClient {
         self.send("read Asterisk info", Method::GET, &["asterisk", "info"], &[]).await.map(drop)
     }
 
-    /// Snoops `channel` (both directions mixed) into a new channel in the application.
-    pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<(), AriError> {
+    /// Snoops `channel` (both directions mixed) into a new channel in the
+    /// application; returns the snoop channel's name.
+    pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<String, AriError> {
+        const OPERATION: &str = "create snoop channel";
         let query = [("spy", "both"), ("whisper", "none"), ("app", self.app.as_str()), ("snoopId", snoop_id)];
-        self.send("create snoop channel", Method::POST, &["channels", channel, "snoop"], &query).await.map(drop)
+        let response = self.send(OPERATION, Method::POST, &["channels", channel, "snoop"], &query).await?;
+        let snoop: ChannelName = response
+            .json()
+            .await
+            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        Ok(snoop.name)
+    }
+
+    /// Sets a channel variable, for the dialplan to read.
+    pub async fn set_variable(&self, channel: &str, variable: &str, value: &str) -> Result<(), AriError> {
+        let query = [("variable", variable), ("value", value)];
+        self.send("set channel variable", Method::POST, &["channels", channel, "variable"], &query).await.map(drop)
+    }
+
+    /// A channel variable's value; `None` if it is not set (or the channel is gone).
+    pub async fn variable(&self, channel: &str, variable: &str) -> Result<Option<String>, AriError> {
+        const OPERATION: &str = "read channel variable";
+        let query = [("variable", variable)];
+        let response = match self.send(OPERATION, Method::GET, &["channels", channel, "variable"], &query).await {
+            Ok(response) => response,
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let variable: Variable = response
+            .json()
+            .await
+            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        Ok(Some(variable.value).filter(|value| !value.is_empty()))
     }
 
     /// Creates an externalMedia channel that sends μ-law RTP to `external_host`

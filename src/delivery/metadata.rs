@@ -54,6 +54,15 @@ impl WallClock {
             None => self.system - self.instant.duration_since(instant),
         }
     }
+
+    /// The instant of a wall-clock time (e.g. one the dialplan noted), the
+    /// inverse of `at`.
+    pub fn instant_of(&self, time: SystemTime) -> Instant {
+        match time.duration_since(self.system) {
+            Ok(after) => self.instant + after,
+            Err(before) => self.instant.checked_sub(before.duration()).unwrap_or(self.instant),
+        }
+    }
 }
 
 /// RFC 3339 in UTC with milliseconds and `Z`, e.g. `2026-11-24T10:00:00.125Z`.
@@ -104,6 +113,15 @@ pub(crate) mod tests {
             missing_ms: 0,
             error: None,
         }
+    }
+
+    #[test]
+    fn wall_clock_times_map_back_to_instants() {
+        let clock = WallClock::now();
+        let later = clock.instant + Duration::from_millis(1500);
+        assert_eq!(clock.instant_of(clock.at(later)), later);
+        let earlier = clock.instant.checked_sub(Duration::from_millis(20)).unwrap();
+        assert_eq!(clock.instant_of(clock.at(earlier)), earlier);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -30,13 +30,10 @@ use crate::session::{Action, EndReason, Finished, Ignored, MarkerCommand, Record
 
 mod finish;
 mod reconcile;
+mod release;
 
 use finish::{teardown, FinishJob};
 
-/// Tries at continuing a held channel before giving up (and logging it).
-const RELEASE_ATTEMPTS: u32 = 3;
-/// Longest a held channel waits for the subscription to its events.
-const WATCH_LIMIT: Duration = Duration::from_millis(500);
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -54,12 +51,12 @@ pub struct RecorderParts {
 /// Results of the recorder's own tasks, fed back into its loop.
 #[derive(Debug)]
 pub(crate) enum TaskResult {
-    /// A setup step of a recording finished; `source` comes with the externalMedia channel.
+    /// A setup step of a recording finished.
     SetUp {
         call: String,
         recording: RecordingId,
         resource: Resource,
-        result: Result<Option<SocketAddr>, AriError>,
+        result: Result<Created, AriError>,
     },
     Bridged {
         call: String,
@@ -84,6 +81,13 @@ pub(crate) enum TaskResult {
         channels: Vec<String>,
         bridges: Vec<String>,
     },
+    /// Reconciliation after a reconnect found the recording's snoop channel
+    /// gone, with the time the dialplan noted for cutting it, if any.
+    CaptureCut {
+        call: String,
+        recording: RecordingId,
+        stopped_at: Option<SystemTime>,
+    },
     /// Reconciliation after a reconnect found the call gone.
     CallGone {
         call: String,
@@ -95,6 +99,20 @@ pub(crate) enum TaskResult {
     },
 }
 
+/// What a setup step created.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// The snoop channel, with its name (for the dialplan, see `marker::SNOOP_VARIABLE`).
+    Snoop {
+        name: String,
+    },
+    /// The externalMedia channel, with the address its RTP comes from.
+    Media {
+        source: SocketAddr,
+    },
+    Bridge,
+}
+
 struct Call {
     channel: Channel,
     session: Session,
@@ -104,6 +122,8 @@ struct Call {
 struct Live {
     call: String,
     ids: ResourceIds,
+    /// The snoop channel's name, once Asterisk has told it.
+    snoop_name: Option<String>,
 }
 
 pub struct Recorder {
@@ -227,7 +247,7 @@ impl Recorder {
     fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
         if self.stopping {
             info!(channel = %channel.name, ?args, "callrec is stopping: marker not acted on; the call goes on");
-            self.spawn_release(channel.id, false);
+            self.spawn_release(channel.id);
             return;
         }
         let command = match marker::parse_stasis_args(args) {
@@ -244,7 +264,7 @@ impl Recorder {
             Err(error) => {
                 self.parts.metrics.markers_invalid.inc();
                 warn!(channel = %channel.name, args = ?args, %error, "ignoring a marker; the call goes on");
-                self.spawn_release(channel.id, false);
+                self.spawn_release(channel.id);
                 return;
             }
         };
@@ -282,12 +302,17 @@ impl Recorder {
                     }
                     return;
                 }
-                let Some(session) = self.calls.get_mut(&call).map(|c| &mut c.session) else { return };
+                let Some(c) = self.calls.get_mut(&call) else { return };
                 match result {
-                    Ok(Some(source)) => session.handle_media_source(recording, source),
-                    Ok(None) if resource == Resource::Bridge => session.handle_ready(recording, Resource::Bridge),
-                    Ok(None) => {} // a channel is ready once it reaches Stasis
-                    Err(error) => session.handle_setup_failed(now, recording, error.to_string()),
+                    Ok(Created::Media { source }) => c.session.handle_media_source(recording, source),
+                    Ok(Created::Bridge) => c.session.handle_ready(recording, Resource::Bridge),
+                    // A channel is ready once it reaches Stasis; its name is for the dialplan.
+                    Ok(Created::Snoop { name }) => {
+                        if let Some(live) = self.live.get_mut(&recording) {
+                            live.snoop_name = Some(name);
+                        }
+                    }
+                    Err(error) => c.session.handle_setup_failed(now, recording, error.to_string()),
                 }
                 self.process(&call);
             }
@@ -327,13 +352,23 @@ impl Recorder {
                     self.spawn_teardown(channels, bridges);
                 }
             }
+            TaskResult::CaptureCut { call, recording, stopped_at } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    let stopped_at = stopped_at.map(|at| self.clock.instant_of(at));
+                    if stopped_at.is_some() {
+                        info!(channel = %c.channel.name, %recording, "the dialplan cut the capture at a stop marker callrec could not hear; the recording ends there");
+                    }
+                    c.session.handle_capture_cut(now, recording, stopped_at);
+                    self.process(&call);
+                }
+            }
             TaskResult::CallGone { call } => self.hang_up_call(now, &call),
             TaskResult::MaybeStranded { channel } => {
                 let held = self.calls.get(&channel).is_some_and(|call| call.session.poll_timeout().is_some());
                 if !held {
                     self.parts.metrics.stranded_released.inc();
                     warn!(%channel, "releasing a call left waiting in Stasis (held by a callrec that stopped or lost its connection)");
-                    self.spawn_release(channel, false);
+                    self.spawn_release(channel);
                 }
             }
         }
@@ -395,8 +430,11 @@ impl Recorder {
                 Action::SetUp { recording } => self.set_up(&channel, recording),
                 Action::Listen { recording, source } => self.parts.media.listen(recording, source),
                 Action::Bridge { recording } => self.bridge(&channel.id, recording),
-                Action::Release => self.spawn_release(channel.id, false),
-                Action::WatchThenRelease => self.spawn_release(channel.id, true),
+                Action::Release => self.spawn_release(channel.id),
+                Action::ReleaseCapturing { recording, watch } => {
+                    let snoop_name = self.live.get(&recording).and_then(|live| live.snoop_name.clone());
+                    self.spawn_release_capturing(channel.id, snoop_name, watch);
+                }
                 Action::Finish(finished) => self.finish(channel, finished),
                 Action::Ignore(Ignored::StopWithoutRecording) => {
                     self.parts.metrics.markers_without_recording.inc();
@@ -415,21 +453,21 @@ impl Recorder {
         info!(channel = %channel.name, %recording, "recording: setting up capture");
         self.helpers.insert(ids.snoop.clone(), (recording, Resource::Snoop));
         self.helpers.insert(ids.media.clone(), (recording, Resource::Media));
-        self.live.insert(recording, Live { call: channel.id.clone(), ids: ids.clone() });
+        self.live.insert(recording, Live { call: channel.id.clone(), ids: ids.clone(), snoop_name: None });
 
         let ari = self.parts.ari.clone();
         let (snoop, call) = (ari.clone(), channel.id.clone());
         let snoop_id = ids.snoop.clone();
         self.spawn_setup_step(&channel.id, recording, Resource::Snoop, async move {
-            snoop.snoop(&call, &snoop_id).await.map(|()| None)
+            snoop.snoop(&call, &snoop_id).await.map(|name| Created::Snoop { name })
         });
         let (media, media_id, target) = (ari.clone(), ids.media.clone(), self.parts.media_target.clone());
         self.spawn_setup_step(&channel.id, recording, Resource::Media, async move {
-            media.external_media(&media_id, &target).await.map(Some)
+            media.external_media(&media_id, &target).await.map(|source| Created::Media { source })
         });
         let (bridge, bridge_id) = (ari, ids.bridge);
         self.spawn_setup_step(&channel.id, recording, Resource::Bridge, async move {
-            bridge.create_bridge(&bridge_id).await.map(|()| None)
+            bridge.create_bridge(&bridge_id).await.map(|()| Created::Bridge)
         });
     }
 
@@ -438,7 +476,7 @@ impl Recorder {
         call: &str,
         recording: RecordingId,
         resource: Resource,
-        step: impl Future<Output = Result<Option<SocketAddr>, AriError>> + Send + 'static,
+        step: impl Future<Output = Result<Created, AriError>> + Send + 'static,
     ) {
         let (results, call) = (self.results_tx.clone(), call.to_string());
         self.tasks.spawn(async move {
@@ -457,42 +495,19 @@ impl Recorder {
         });
     }
 
-    /// Continues a held channel in the dialplan; with `watch_first`, after
-    /// subscribing to its events (a failure to subscribe never holds it).
-    fn spawn_release(&mut self, channel: String, watch_first: bool) {
+    /// Lets a held channel go on in the dialplan.
+    fn spawn_release(&mut self, channel: String) {
+        let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
+        self.tasks.spawn(release::continue_in_dialplan(ari, metrics, channel));
+    }
+
+    /// Lets a channel whose capture runs go on, once it is prepared (see
+    /// `Action::ReleaseCapturing`).
+    fn spawn_release_capturing(&mut self, channel: String, snoop_name: Option<String>, watch: bool) {
         let (ari, metrics, results) = (self.parts.ari.clone(), self.parts.metrics.clone(), self.results_tx.clone());
         self.tasks.spawn(async move {
-            if watch_first {
-                let subscribed =
-                    tokio::time::timeout(WATCH_LIMIT, ari.subscribe(&channel)).await.unwrap_or_else(|_| {
-                        Err(AriError::Unexpected {
-                            operation: "subscribe to channel",
-                            message: format!("no answer within {} ms", WATCH_LIMIT.as_millis()),
-                        })
-                    });
-                if let Err(error) = subscribed {
-                    let _ = results.send(TaskResult::WatchFailed { call: channel.clone(), error });
-                }
-            }
-            // A held caller hears nothing: try hard, but briefly.
-            for attempt in 1..=RELEASE_ATTEMPTS {
-                match ari.continue_in_dialplan(&channel).await {
-                    Ok(()) => return,
-                    // Gone, or already out of Stasis: nothing is held.
-                    Err(error) if matches!(error.status(), Some(404 | 409)) => {
-                        debug!(%channel, %error, "nothing to release");
-                        return;
-                    }
-                    Err(error) if attempt == RELEASE_ATTEMPTS => {
-                        metrics.release_failures.inc();
-                        error!(%channel, %error, "could not continue the channel in the dialplan");
-                    }
-                    Err(error) => {
-                        warn!(%channel, %error, "continuing the channel failed; trying again");
-                        tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
-                    }
-                }
-            }
+            release::prepare(&ari, &channel, snoop_name.as_deref(), watch, &results).await;
+            release::continue_in_dialplan(ari, metrics, channel).await;
         });
     }
 
@@ -545,8 +560,16 @@ impl Recorder {
     /// owns (left by a crash or a drop), end recordings whose call hung up
     /// while events were missed, and release calls left waiting in Stasis.
     fn reconcile(&mut self) {
-        let calls: Vec<String> = self.live.values().map(|live| live.call.clone()).collect();
-        self.tasks.spawn(reconcile::run(self.parts.ari.clone(), calls, self.results_tx.clone()));
+        let running: Vec<reconcile::Running> = self
+            .live
+            .iter()
+            .map(|(recording, live)| reconcile::Running {
+                call: live.call.clone(),
+                recording: *recording,
+                snoop: live.ids.snoop.clone(),
+            })
+            .collect();
+        self.tasks.spawn(reconcile::run(self.parts.ari.clone(), running, self.results_tx.clone()));
     }
 
     /// Finishes every running recording and lets every held channel go, then

@@ -1,7 +1,8 @@
 //! After the ARI connection is (re)established, events may have been missed
 //! and a previous callrec may have died: point out recording resources on
 //! Asterisk (the recorder removes those no running recording owns), end
-//! recordings whose call is gone, and point out calls left waiting in Stasis
+//! recordings whose call is gone or whose capture the dialplan cut (at a stop
+//! marker it could not deliver), and point out calls left waiting in Stasis
 //! so the recorder can let them go.
 
 use std::time::Duration;
@@ -10,13 +11,22 @@ use tokio::sync::mpsc;
 
 use super::TaskResult;
 use crate::ari::rest::AriClient;
+use crate::marker;
 use crate::resources;
+use crate::session::RecordingId;
 
 /// How long a channel must sit in Stasis, unheld, before it counts as stranded.
 const STRANDED_AFTER: Duration = Duration::from_millis(1500);
 
-/// `calls`: the channels of the recordings running here.
-pub(super) async fn run(ari: AriClient, calls: Vec<String>, results: mpsc::UnboundedSender<TaskResult>) {
+/// A recording running here, as reconciliation needs it.
+pub(super) struct Running {
+    pub call: String,
+    pub recording: RecordingId,
+    /// Its snoop channel's id.
+    pub snoop: String,
+}
+
+pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::UnboundedSender<TaskResult>) {
     let app = ari.app().to_string();
     // Which of these a running recording owns is decided by the recorder when
     // the list arrives: a recording may start while it is being made.
@@ -28,9 +38,19 @@ pub(super) async fn run(ari: AriClient, calls: Vec<String>, results: mpsc::Unbou
     if !channels.is_empty() || !bridges.is_empty() {
         let _ = results.send(TaskResult::RecordingResources { channels, bridges });
     }
-    for call in calls {
-        if let Ok(false) = ari.channel_exists(&call).await {
-            let _ = results.send(TaskResult::CallGone { call });
+    for Running { call, recording, snoop } in running {
+        match ari.channel_exists(&call).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = results.send(TaskResult::CallGone { call });
+                continue;
+            }
+            Err(_) => continue,
+        }
+        if let Ok(false) = ari.channel_exists(&snoop).await {
+            let noted = ari.variable(&call, marker::STOPPED_AT_VARIABLE).await.ok().flatten();
+            let stopped_at = noted.as_deref().and_then(marker::parse_dialplan_time);
+            let _ = results.send(TaskResult::CaptureCut { call, recording, stopped_at });
         }
     }
     // A channel held by a callrec that went away stays in Stasis until
