@@ -126,10 +126,14 @@ impl ComposeService {
 
 impl Drop for ComposeService {
     fn drop(&mut self) {
-        // Leave the lab as the tests found it: no callrec container holding the application.
+        // Leave the lab as the tests found it: no callrec container holding
+        // the application, and no callrec image a rebuild left unnamed.
         let _ = std::process::Command::new(root().join("scripts/compose.sh"))
             .args(["rm", "--force", "--stop", "callrec"])
             .env("CALLREC_RECORDINGS", self.recordings.path())
+            .output();
+        let _ = std::process::Command::new("docker")
+            .args(["image", "prune", "--force", "--filter", "label=org.opencontainers.image.title=callrec"])
             .output();
     }
 }

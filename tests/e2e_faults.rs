@@ -26,6 +26,16 @@ async fn dead_port() -> u16 {
     Proxy::reserve().await.addr.port()
 }
 
+/// callrec reaching ARI through a proxy the test can cut, delivering to `webhook`.
+async fn behind_a_proxy(webhook: &Webhook) -> (Proxy, Callrec) {
+    let mut proxy = Proxy::reserve().await;
+    proxy.start(asterisk()).await;
+    let url = proxy.url();
+    let callrec =
+        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    (proxy, callrec)
+}
+
 #[tokio::test]
 async fn a_failing_webhook_is_retried_until_it_takes_the_recording() {
     let _lab = lab::take().await;
@@ -157,11 +167,7 @@ async fn a_wrong_password_is_reported_without_revealing_it() {
 async fn a_dropped_ari_connection_is_restored_without_losing_the_recording() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let mut proxy = Proxy::reserve().await;
-    proxy.start(asterisk()).await;
-    let url = proxy.url();
-    let mut callrec =
-        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let (proxy, mut callrec) = behind_a_proxy(&webhook).await;
     let tag = lab::tag("dropped");
 
     let call = Caller::new("partial", &tag).place();
@@ -188,11 +194,7 @@ async fn a_dropped_ari_connection_is_restored_without_losing_the_recording() {
 async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recording() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let mut proxy = Proxy::reserve().await;
-    proxy.start(asterisk()).await;
-    let url = proxy.url();
-    let mut callrec =
-        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let (mut proxy, mut callrec) = behind_a_proxy(&webhook).await;
     let tag = lab::tag("missed");
 
     let call = Caller::new("entire", &tag).hang_up_after(Duration::from_millis(2500)).place();
@@ -218,11 +220,7 @@ async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recordin
 async fn a_stop_marker_placed_while_ari_is_down_still_keeps_what_follows_out() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    let mut proxy = Proxy::reserve().await;
-    proxy.start(asterisk()).await;
-    let url = proxy.url();
-    let mut callrec =
-        Callrec::start(Options { ari_url: &url, webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let (mut proxy, mut callrec) = behind_a_proxy(&webhook).await;
     let tag = lab::tag("cut");
 
     let call = Caller::new("cut", &tag).place();
