@@ -558,7 +558,8 @@ impl Recorder {
 
     /// After (re)connecting: remove callrec resources no running recording
     /// owns (left by a crash or a drop), end recordings whose call hung up
-    /// while events were missed, and release calls left waiting in Stasis.
+    /// or whose capture the dialplan cut while events were missed, and
+    /// release calls left waiting in Stasis.
     fn reconcile(&mut self) {
         let running: Vec<reconcile::Running> = self
             .live
