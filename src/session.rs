@@ -196,6 +196,14 @@ impl Session {
         self.current.is_none()
     }
 
+    /// The recording whose capture runs, if any (not one still setting up).
+    pub fn capturing(&self) -> Option<RecordingId> {
+        match &self.current {
+            Some(Current { recording, phase: Phase::Capturing { .. }, .. }) => Some(*recording),
+            _ => None,
+        }
+    }
+
     /// The recording in progress, if any.
     pub fn recording(&self) -> Option<RecordingId> {
         self.current.as_ref().map(|current| current.recording)
@@ -283,11 +291,10 @@ impl Session {
         }
     }
 
-    /// The recording's capture was cut while callrec could not hear the call
-    /// (the dialplan's stop subroutine does that when its stop marker cannot
-    /// reach callrec). `stopped_at` is when the dialplan noted the cut, if it
-    /// did: the recording ends there, as stopped. Without it, the recording
-    /// ends now, with an error.
+    /// The recording's snoop channel ended without callrec ending it. The
+    /// dialplan's stop subroutine does that when its stop marker cannot reach
+    /// callrec, and notes when: with that time (`stopped_at`), the recording
+    /// ends there, as stopped. Otherwise it ends now, with an error.
     pub fn handle_capture_cut(&mut self, now: Instant, recording: RecordingId, stopped_at: Option<Instant>) {
         if self.recording() != Some(recording) {
             return;
@@ -304,7 +311,7 @@ impl Session {
             // apart): not believed.
             Some(at) if (started_at..=now).contains(&at) => self.finish(at, EndReason::Stop, None),
             _ => {
-                let error = "the snoop channel ended while callrec was disconnected from ARI".to_string();
+                let error = "the snoop channel ended while recording, not at a stop marker".to_string();
                 self.finish(now, EndReason::Error, Some(error));
             }
         }
@@ -716,7 +723,7 @@ mod tests {
         let actions = drain(&mut session);
         let ended = finished(&actions);
         assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Error, t0 + ms(9000)));
-        assert!(ended[0].error.as_deref().unwrap().contains("disconnected"));
+        assert!(ended[0].error.as_deref().unwrap().contains("snoop channel ended"));
 
         let id = started(&mut session, t0, t0 + ms(10_000));
         drain(&mut session);

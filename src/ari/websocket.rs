@@ -27,6 +27,12 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(40);
 /// How often to look whether an application another client took over is
 /// free again.
 const TAKEN_OVER_POLL: Duration = Duration::from_secs(10);
+/// Longest callrec first stands aside for another client before it takes
+/// the application back anyway (Asterisk keeps an application it still has
+/// subscribed channels for, e.g. of a client that crashed); doubled each time
+/// it is taken over again, up to `STAND_ASIDE_MAX`.
+const STAND_ASIDE_FIRST: Duration = Duration::from_secs(120);
+const STAND_ASIDE_MAX: Duration = Duration::from_secs(32 * 60);
 
 /// What the connection tells the recorder.
 #[derive(Debug)]
@@ -67,6 +73,7 @@ impl EventStream {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
+        let mut stand_aside = Backoff::new(STAND_ASIDE_FIRST, STAND_ASIDE_MAX);
         let mut ever_connected = false;
         loop {
             let attempt = tokio::select! {
@@ -102,10 +109,17 @@ impl EventStream {
                                  is a second callrec running with the same --app? This one stands aside until the \
                                  application is free again"
                             );
-                            if !wait_until_free(&rest, &mut shutdown).await {
-                                return;
+                            let limit = stand_aside.next_delay();
+                            match wait_until_free(&rest, limit, &mut shutdown).await {
+                                None => return,
+                                Some(true) => {
+                                    info!(app = rest.app(), "the Stasis application is free again: taking it back")
+                                }
+                                Some(false) => warn!(
+                                    app = rest.app(), after = ?limit,
+                                    "the Stasis application is still taken: taking it back anyway"
+                                ),
                             }
-                            info!(app = rest.app(), "the Stasis application is free again: taking it back");
                         }
                     }
                 }
@@ -209,20 +223,24 @@ async fn pump(
     }
 }
 
-/// Waits until no client holds the application (Asterisk forgets it when its
-/// last client leaves); false if callrec is shutting down first.
-async fn wait_until_free(rest: &AriClient, shutdown: &mut watch::Receiver<bool>) -> bool {
-    loop {
+/// Waits until no client holds the application (Asterisk forgets it once its
+/// client has left and none of its channels is subscribed any more), at most
+/// `limit`: `Some(true)` when it is free, `Some(false)` when the time is up,
+/// `None` if callrec is shutting down first.
+async fn wait_until_free(rest: &AriClient, limit: Duration, shutdown: &mut watch::Receiver<bool>) -> Option<bool> {
+    let give_up = Instant::now() + limit;
+    while Instant::now() < give_up {
         tokio::select! {
-            _ = tokio::time::sleep(TAKEN_OVER_POLL) => {}
-            _ = shutdown.changed() => return false,
+            _ = tokio::time::sleep(TAKEN_OVER_POLL.min(give_up.saturating_duration_since(Instant::now()))) => {}
+            _ = shutdown.changed() => return None,
         }
         match rest.application_registered().await {
-            Ok(false) => return true,
+            Ok(false) => return Some(true),
             Ok(true) => {}
             Err(error) => debug!(%error, "cannot tell whether the Stasis application is free"),
         }
     }
+    Some(false)
 }
 
 /// A connection failure in words an operator can act on.

@@ -138,8 +138,11 @@ pub struct Recorder {
     tasks: JoinSet<()>,
     /// Recordings between their end and their delivery.
     finishing: Arc<AtomicUsize>,
-    /// Shutting down: markers are let go without recording.
+    /// Shutting down: start markers are let go without recording.
     stopping: bool,
+    /// This callrec holds the Stasis application (connected, not taken over):
+    /// channels waiting in it are its own to let go.
+    holds_application: bool,
 }
 
 impl Recorder {
@@ -156,6 +159,7 @@ impl Recorder {
             tasks: JoinSet::new(),
             finishing: Arc::default(),
             stopping: false,
+            holds_application: false,
         }
     }
 
@@ -192,8 +196,12 @@ impl Recorder {
         match message {
             // Closing the connection is part of stopping.
             AriMessage::Connected | AriMessage::Disconnected if self.stopping => {}
-            AriMessage::Connected => self.reconcile(),
+            AriMessage::Connected => {
+                self.holds_application = true;
+                self.reconcile();
+            }
             AriMessage::Disconnected => {
+                self.holds_application = false;
                 if !self.live.is_empty() {
                     warn!(
                         recordings = self.live.len(),
@@ -210,6 +218,9 @@ impl Recorder {
         match event {
             Event::StasisStart { channel, args } => {
                 if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
+                    if let (Resource::Snoop, Some(live)) = (resource, self.live.get_mut(&recording)) {
+                        live.snoop_name = Some(channel.name);
+                    }
                     self.with_session(recording, |session| session.handle_ready(recording, resource));
                 } else if resources::parse(self.parts.ari.app(), &channel.id).is_some() {
                     // A helper of a recording that already ended: remove it.
@@ -222,13 +233,20 @@ impl Recorder {
             Event::StasisEnd { channel } => {
                 if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
                     if let Some(live) = self.live.get(&recording) {
-                        // Not torn down by callrec: find out whether the call is gone.
+                        // Not torn down by callrec: find out whether the call
+                        // is gone, or else whether the dialplan cut the capture.
                         let call = live.call.clone();
                         let ari = self.parts.ari.clone();
                         let results = self.results_tx.clone();
                         self.tasks.spawn(async move {
                             let call_exists = ari.channel_exists(&call).await.unwrap_or(true);
-                            let _ = results.send(TaskResult::ResourceEnded { call, recording, resource, call_exists });
+                            let result = if call_exists && resource == Resource::Snoop {
+                                let stopped_at = reconcile::noted_cut(&ari, &call).await;
+                                TaskResult::CaptureCut { call, recording, stopped_at }
+                            } else {
+                                TaskResult::ResourceEnded { call, recording, resource, call_exists }
+                            };
+                            let _ = results.send(result);
                         });
                     }
                 }
@@ -239,17 +257,15 @@ impl Recorder {
                     self.process(&channel.id);
                 }
             }
-            Event::ApplicationReplaced { .. } => self.lose_control(now),
+            Event::ApplicationReplaced { .. } => {
+                self.holds_application = false;
+                self.lose_control(now);
+            }
             Event::Other => {}
         }
     }
 
     fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
-        if self.stopping {
-            info!(channel = %channel.name, ?args, "callrec is stopping: marker not acted on; the call goes on");
-            self.spawn_release(channel.id);
-            return;
-        }
         let command = match marker::parse_stasis_args(args) {
             Ok(command) => command,
             Err(MarkerError::BadName(name)) => {
@@ -268,6 +284,11 @@ impl Recorder {
                 return;
             }
         };
+        if self.stopping && matches!(command, MarkerCommand::Start { .. }) {
+            info!(channel = %channel.name, "callrec is stopping: not starting a recording; the call goes on");
+            self.spawn_release(channel.id);
+            return;
+        }
         let id = channel.id.clone();
         let capture_timeout = self.parts.capture_timeout;
         let call = self
@@ -354,7 +375,9 @@ impl Recorder {
             }
             TaskResult::CaptureCut { call, recording, stopped_at } => {
                 if let Some(c) = self.calls.get_mut(&call) {
-                    let stopped_at = stopped_at.map(|at| self.clock.instant_of(at));
+                    // A fresh reading of both clocks: the wall clock may have
+                    // been stepped since start-up.
+                    let stopped_at = stopped_at.map(|at| WallClock::now().instant_of(at));
                     if stopped_at.is_some() {
                         info!(channel = %c.channel.name, %recording, "the dialplan cut the capture at a stop marker callrec could not hear; the recording ends there");
                     }
@@ -522,6 +545,16 @@ impl Recorder {
         };
         self.helpers.remove(&ids.snoop);
         self.helpers.remove(&ids.media);
+        if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
+            // The call may go on: its stop subroutine must not take the dead
+            // snoop for a running capture.
+            let (ari, call) = (self.parts.ari.clone(), channel.id.clone());
+            self.tasks.spawn(async move {
+                if let Err(error) = ari.set_variable(&call, marker::SNOOP_VARIABLE, "").await {
+                    debug!(channel = %call, %error, "could not clear the capture noted on the channel");
+                }
+            });
+        }
         match (&finished.reason, &finished.error) {
             (EndReason::Error, error) => {
                 metrics.recordings_failed.inc();
@@ -568,6 +601,7 @@ impl Recorder {
                 call: live.call.clone(),
                 recording: *recording,
                 snoop: live.ids.snoop.clone(),
+                capturing: self.calls.get(&live.call).is_some_and(|c| c.session.capturing() == Some(*recording)),
             })
             .collect();
         self.tasks.spawn(reconcile::run(self.parts.ari.clone(), running, self.results_tx.clone()));
@@ -620,15 +654,33 @@ impl Recorder {
                     }
                 }
             }
+            if self.holds_application {
+                release_still_waiting(&self.parts).await;
+            }
         };
         if tokio::time::timeout(SHUTDOWN_GRACE, pending).await.is_err() {
             let lost = self.finishing.load(Ordering::SeqCst);
-            self.parts.metrics.deliveries_lost.add(lost as u64);
-            error!(
-                recordings = lost,
-                "RECORDINGS LOST: shutdown grace period over before they were delivered or saved"
-            );
+            if lost > 0 {
+                self.parts.metrics.deliveries_lost.add(lost as u64);
+                error!(
+                    recordings = lost,
+                    "RECORDINGS LOST: shutdown grace period over before they were delivered or saved"
+                );
+            } else {
+                warn!("shutdown grace period over with ARI requests still under way");
+            }
         }
+    }
+}
+
+/// The last step of shutdown, once the application is closed: a channel whose
+/// marker was still on its way when the connection closed waits in Stasis
+/// for nobody. Lets every such channel go.
+async fn release_still_waiting(parts: &RecorderParts) {
+    let Ok(waiting) = parts.ari.channels_in_app().await else { return };
+    for channel in waiting.into_iter().filter(|id| resources::parse(parts.ari.app(), id).is_none()) {
+        info!(%channel, "letting go a call still waiting in Stasis (its marker came as callrec stopped)");
+        release::continue_in_dialplan(parts.ari.clone(), parts.metrics.clone(), channel).await;
     }
 }
 

@@ -5,7 +5,7 @@
 //! marker it could not deliver), and point out calls left waiting in Stasis
 //! so the recorder can let them go.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -24,6 +24,8 @@ pub(super) struct Running {
     pub recording: RecordingId,
     /// Its snoop channel's id.
     pub snoop: String,
+    /// Capture runs (a recording still setting up may not have its snoop yet).
+    pub capturing: bool,
 }
 
 pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::UnboundedSender<TaskResult>) {
@@ -38,7 +40,7 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
     if !channels.is_empty() || !bridges.is_empty() {
         let _ = results.send(TaskResult::RecordingResources { channels, bridges });
     }
-    for Running { call, recording, snoop } in running {
+    for Running { call, recording, snoop, capturing } in running {
         match ari.channel_exists(&call).await {
             Ok(true) => {}
             Ok(false) => {
@@ -47,9 +49,8 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
             }
             Err(_) => continue,
         }
-        if let Ok(false) = ari.channel_exists(&snoop).await {
-            let noted = ari.variable(&call, marker::STOPPED_AT_VARIABLE).await.ok().flatten();
-            let stopped_at = noted.as_deref().and_then(marker::parse_dialplan_time);
+        if capturing && matches!(ari.channel_exists(&snoop).await, Ok(false)) {
+            let stopped_at = noted_cut(&ari, &call).await;
             let _ = results.send(TaskResult::CaptureCut { call, recording, stopped_at });
         }
     }
@@ -67,4 +68,10 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
     for channel in waiting {
         let _ = results.send(TaskResult::MaybeStranded { channel });
     }
+}
+
+/// When the dialplan's stop subroutine cut the call's capture, if it did.
+pub(super) async fn noted_cut(ari: &AriClient, call: &str) -> Option<SystemTime> {
+    let noted = ari.variable(call, marker::STOPPED_AT_VARIABLE).await.ok().flatten();
+    noted.as_deref().and_then(marker::parse_dialplan_time)
 }

@@ -23,8 +23,8 @@ const PREPARE_LIMIT: Duration = Duration::from_millis(500);
 
 /// Prepares a channel whose capture runs for leaving the marker: with
 /// `watch`, subscribes to its events (a failure is reported back, as
-/// `TaskResult::WatchFailed`); with the snoop's name, notes it on the channel
-/// for the dialplan's stop subroutine. Never fails: the channel goes on anyway.
+/// `TaskResult::WatchFailed`); notes the snoop's name on the channel for the
+/// dialplan's stop subroutine. Never fails: the channel goes on anyway.
 pub(super) async fn prepare(
     ari: &AriClient,
     channel: &str,
@@ -40,10 +40,8 @@ pub(super) async fn prepare(
         }
     };
     let note = async {
-        let Some(name) = snoop_name else {
-            debug!(%channel, "the snoop channel's name is not known yet; the capture is not noted on the channel");
-            return;
-        };
+        // Without a name (never seen so far), at least no older snoop stays named.
+        let name = snoop_name.unwrap_or_default();
         let noted = bounded("set channel variable", ari.set_variable(channel, marker::SNOOP_VARIABLE, name)).await;
         if let Err(error) = noted {
             warn!(
