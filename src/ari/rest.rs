@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use url::Url;
 
@@ -29,11 +30,6 @@ pub struct AriClient {
 #[derive(Deserialize)]
 struct IdOnly {
     id: String,
-}
-
-#[derive(Deserialize)]
-struct ChannelName {
-    name: String,
 }
 
 #[derive(Deserialize)]
@@ -112,13 +108,24 @@ impl AriClient {
         Err(AriError::Status { operation, status, message: error_message(&body) })
     }
 
-    /// Like `send`, but a 404 (already gone) counts as done.
-    async fn send_gone_ok(&self, operation: &'static str, method: Method, segments: &[&str]) -> Result<(), AriError> {
-        match self.send(operation, method, segments, &[]).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(()),
+    /// Like `send`, but a 404 (not there, or already gone) is `Ok(None)`.
+    async fn send_if_found(
+        &self,
+        operation: &'static str,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Option<Response>, AriError> {
+        match self.send(operation, method, segments, query).await {
+            Ok(response) => Ok(Some(response)),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// Like `send`, but a 404 (already gone) counts as done.
+    async fn send_gone_ok(&self, operation: &'static str, method: Method, segments: &[&str]) -> Result<(), AriError> {
+        self.send_if_found(operation, method, segments, &[]).await.map(drop)
     }
 
     /// Answers whether Asterisk accepts these credentials; used at connect time.
@@ -126,17 +133,10 @@ impl AriClient {
         self.send("read Asterisk info", Method::GET, &["asterisk", "info"], &[]).await.map(drop)
     }
 
-    /// Snoops `channel` (both directions mixed) into a new channel in the
-    /// application; returns the snoop channel's name.
-    pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<String, AriError> {
-        const OPERATION: &str = "create snoop channel";
+    /// Snoops `channel` (both directions mixed) into a new channel in the application.
+    pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<(), AriError> {
         let query = [("spy", "both"), ("whisper", "none"), ("app", self.app.as_str()), ("snoopId", snoop_id)];
-        let response = self.send(OPERATION, Method::POST, &["channels", channel, "snoop"], &query).await?;
-        let snoop: ChannelName = response
-            .json()
-            .await
-            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
-        Ok(snoop.name)
+        self.send("create snoop channel", Method::POST, &["channels", channel, "snoop"], &query).await.map(drop)
     }
 
     /// Sets a channel variable, for the dialplan to read.
@@ -149,15 +149,11 @@ impl AriClient {
     pub async fn variable(&self, channel: &str, variable: &str) -> Result<Option<String>, AriError> {
         const OPERATION: &str = "read channel variable";
         let query = [("variable", variable)];
-        let response = match self.send(OPERATION, Method::GET, &["channels", channel, "variable"], &query).await {
-            Ok(response) => response,
-            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => return Ok(None),
-            Err(error) => return Err(error),
+        let path = ["channels", channel, "variable"];
+        let Some(response) = self.send_if_found(OPERATION, Method::GET, &path, &query).await? else {
+            return Ok(None);
         };
-        let variable: Variable = response
-            .json()
-            .await
-            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        let variable: Variable = read_json(OPERATION, response).await?;
         Ok(Some(variable.value).filter(|value| !value.is_empty()))
     }
 
@@ -175,10 +171,7 @@ impl AriClient {
             ("direction", "both"),
         ];
         let response = self.send(OPERATION, Method::POST, &["channels", "externalMedia"], &query).await?;
-        let channel: ExternalMediaChannel = response
-            .json()
-            .await
-            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        let channel: ExternalMediaChannel = read_json(OPERATION, response).await?;
         rtp_source(&channel.channelvars).ok_or_else(|| AriError::Unexpected {
             operation: OPERATION,
             message: "no usable UNICASTRTP_LOCAL_ADDRESS/UNICASTRTP_LOCAL_PORT in the answer".into(),
@@ -232,31 +225,23 @@ impl AriClient {
 
     /// Whether a channel still exists.
     pub async fn channel_exists(&self, channel: &str) -> Result<bool, AriError> {
-        match self.send("look up channel", Method::GET, &["channels", channel], &[]).await {
-            Ok(_) => Ok(true),
-            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(false),
-            Err(error) => Err(error),
-        }
+        self.send_if_found("look up channel", Method::GET, &["channels", channel], &[])
+            .await
+            .map(|found| found.is_some())
     }
 
     /// Whether Asterisk knows the application: some client holds it, or
     /// held it and left channels subscribed.
     pub async fn application_registered(&self) -> Result<bool, AriError> {
-        match self.send("look up application", Method::GET, &["applications", &self.app], &[]).await {
-            Ok(_) => Ok(true),
-            Err(error) if error.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(false),
-            Err(error) => Err(error),
-        }
+        let path = ["applications", self.app.as_str()];
+        self.send_if_found("look up application", Method::GET, &path, &[]).await.map(|found| found.is_some())
     }
 
     /// Channels currently running `Stasis(<this app>,...)` in the dialplan.
     pub async fn channels_in_app(&self) -> Result<Vec<String>, AriError> {
         const OPERATION: &str = "list channels";
         let response = self.send(OPERATION, Method::GET, &["channels"], &[]).await?;
-        let channels: Vec<ChannelLocation> = response
-            .json()
-            .await
-            .map_err(|source| AriError::Transport { operation: OPERATION, source: source.without_url() })?;
+        let channels: Vec<ChannelLocation> = read_json(OPERATION, response).await?;
         Ok(channels
             .into_iter()
             .filter(|channel| {
@@ -279,10 +264,14 @@ impl AriClient {
 
     async fn ids(&self, operation: &'static str, resource: &str) -> Result<Vec<String>, AriError> {
         let response = self.send(operation, Method::GET, &[resource], &[]).await?;
-        let items: Vec<IdOnly> =
-            response.json().await.map_err(|source| AriError::Transport { operation, source: source.without_url() })?;
+        let items: Vec<IdOnly> = read_json(operation, response).await?;
         Ok(items.into_iter().map(|item| item.id).collect())
     }
+}
+
+/// An answer's JSON body.
+async fn read_json<T: DeserializeOwned>(operation: &'static str, response: Response) -> Result<T, AriError> {
+    response.json().await.map_err(|source| AriError::Transport { operation, source: source.without_url() })
 }
 
 /// The source address of an externalMedia channel's RTP, from its channel variables.

@@ -102,10 +102,7 @@ pub(crate) enum TaskResult {
 /// What a setup step created.
 #[derive(Debug)]
 pub(crate) enum Created {
-    /// The snoop channel, with its name (for the dialplan, see `marker::SNOOP_VARIABLE`).
-    Snoop {
-        name: String,
-    },
+    Snoop,
     /// The externalMedia channel, with the address its RTP comes from.
     Media {
         source: SocketAddr,
@@ -122,7 +119,8 @@ struct Call {
 struct Live {
     call: String,
     ids: ResourceIds,
-    /// The snoop channel's name, once Asterisk has told it.
+    /// The snoop channel's name, from its StasisStart (which capture waits
+    /// for), for the dialplan (see `marker::SNOOP_VARIABLE`).
     snoop_name: Option<String>,
 }
 
@@ -327,12 +325,7 @@ impl Recorder {
                 match result {
                     Ok(Created::Media { source }) => c.session.handle_media_source(recording, source),
                     Ok(Created::Bridge) => c.session.handle_ready(recording, Resource::Bridge),
-                    // A channel is ready once it reaches Stasis; its name is for the dialplan.
-                    Ok(Created::Snoop { name }) => {
-                        if let Some(live) = self.live.get_mut(&recording) {
-                            live.snoop_name = Some(name);
-                        }
-                    }
+                    Ok(Created::Snoop) => {} // a channel is ready once it reaches Stasis
                     Err(error) => c.session.handle_setup_failed(now, recording, error.to_string()),
                 }
                 self.process(&call);
@@ -482,7 +475,7 @@ impl Recorder {
         let (snoop, call) = (ari.clone(), channel.id.clone());
         let snoop_id = ids.snoop.clone();
         self.spawn_setup_step(&channel.id, recording, Resource::Snoop, async move {
-            snoop.snoop(&call, &snoop_id).await.map(|name| Created::Snoop { name })
+            snoop.snoop(&call, &snoop_id).await.map(|()| Created::Snoop)
         });
         let (media, media_id, target) = (ari.clone(), ids.media.clone(), self.parts.media_target.clone());
         self.spawn_setup_step(&channel.id, recording, Resource::Media, async move {
