@@ -1,4 +1,4 @@
-//! Recording buffer: where captured audio lives until delivery. Media capture
+//! Recording buffer (one per media stream): where captured audio lives until delivery. Media capture
 //! hands it each RTP payload; it places the bytes by RTP timestamp into one
 //! growing μ-law buffer, fills gaps with silence, lets late packets fill their
 //! gap, drops duplicates and stale copies, survives timestamp wrap, and at the
