@@ -95,7 +95,7 @@ fn receive(c: &mut Criterion) {
                 let begin = Instant::now();
                 for _ in 0..iterations {
                     let recording = Uuid::new_v4();
-                    media.listen(recording, sender.local_addr().unwrap());
+                    media.listen(recording, 0, 1, sender.local_addr().unwrap());
                     tokio::task::yield_now().await;
                     // A second of audio at a time, so the kernel's default
                     // receive buffer never overflows.

@@ -10,6 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::markers::options::{self, Channels, PauseMode, RecordingOptions};
+use crate::recording::encode::AudioFormat;
+
 /// A password or token: printed as `***`, readable only through `expose`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -94,9 +97,25 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_CAPTURE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub capture_timeout: Duration,
 
-    /// Longest recording kept in memory; audio past it is dropped (and counted)
+    /// Longest recording: it ends there (end_reason max_duration) and is delivered; a start marker's max may only be shorter
     #[arg(long, env = "CALLREC_MAX_RECORDING", value_name = "DURATION", default_value = "4h", value_parser = humantime::parse_duration)]
     pub max_recording: Duration,
+
+    /// Recordings shorter than this are not delivered (only counted and logged); a start marker's min overrides it
+    #[arg(long, env = "CALLREC_MIN_RECORDING", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub min_recording: Duration,
+
+    /// Tracks of a recording unless its start marker says: mono (one mix) or stereo (left the caller, right what the caller hears)
+    #[arg(long, env = "CALLREC_CHANNELS", value_name = "mono|stereo", default_value = "mono", value_parser = options::parse_channels)]
+    pub channels: Channels,
+
+    /// File format of a mono recording unless its start marker says: ul (raw μ-law) or wav; stereo is always WAV
+    #[arg(long, env = "CALLREC_FORMAT", value_name = "ul|wav", value_parser = |value: &str| options::parse_format("format", value))]
+    pub format: Option<AudioFormat>,
+
+    /// What a paused stretch becomes unless the start marker says: silence (keeps the timeline) or skip (cut out)
+    #[arg(long, env = "CALLREC_PAUSE_MODE", value_name = "silence|skip", default_value = "silence", value_parser = options::parse_pause_mode)]
+    pub pause_mode: PauseMode,
 
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
@@ -117,6 +136,8 @@ pub struct Config {
     pub webhook_retry_for: Duration,
     pub capture_timeout: Duration,
     pub max_recording: Duration,
+    /// What a start marker does not give.
+    pub defaults: RecordingOptions,
     pub log: String,
 }
 
@@ -165,9 +186,25 @@ impl TryFrom<RunArgs> for Config {
         if args.capture_timeout.is_zero() || args.capture_timeout > Duration::from_secs(30) {
             return bad("--capture-timeout must be more than 0 and at most 30s".into());
         }
-        if args.max_recording.is_zero() || args.max_recording > Duration::from_secs(24 * 3600) {
+        if args.max_recording.is_zero() || args.max_recording > options::LONGEST {
             return bad("--max-recording must be more than 0 and at most 24h".into());
         }
+        if args.min_recording >= args.max_recording {
+            return bad("--min-recording must be less than --max-recording".into());
+        }
+        if (args.channels, args.format) == (Channels::Stereo, Some(AudioFormat::Ulaw)) {
+            return bad("--format ul cannot hold a stereo recording: use --format wav, or leave it out".into());
+        }
+        let defaults = RecordingOptions {
+            channels: args.channels,
+            format: args.format.unwrap_or(match args.channels {
+                Channels::Mono => AudioFormat::Ulaw,
+                Channels::Stereo => AudioFormat::Wav,
+            }),
+            pause: args.pause_mode,
+            max: args.max_recording,
+            min: args.min_recording,
+        };
         Ok(Config {
             ari_url: args.ari_url,
             ari_user: args.ari_user,
@@ -180,6 +217,7 @@ impl TryFrom<RunArgs> for Config {
             webhook_retry_for: args.webhook_retry_for,
             capture_timeout: args.capture_timeout,
             max_recording: args.max_recording,
+            defaults,
             log: args.log,
         })
     }
@@ -207,6 +245,17 @@ mod tests {
         assert_eq!(config.webhook_retry_for, Duration::from_secs(60));
         assert_eq!(config.capture_timeout, Duration::from_secs(1));
         assert!(config.webhook_url.is_none());
+        let defaults = config.defaults;
+        assert_eq!(
+            (defaults.channels, defaults.format, defaults.pause),
+            (Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence)
+        );
+        assert_eq!((defaults.max, defaults.min), (Duration::from_secs(4 * 3600), Duration::ZERO));
+        let stereo = parse(&["--channels", "stereo", "--pause-mode", "skip"]).unwrap().defaults;
+        assert_eq!(
+            (stereo.channels, stereo.format, stereo.pause),
+            (Channels::Stereo, AudioFormat::Wav, PauseMode::Skip)
+        );
     }
 
     #[test]
@@ -221,6 +270,11 @@ mod tests {
             (&["--capture-timeout", "0s"][..], "--capture-timeout"),
             (&["--media-bind", "nonsense"][..], "--media-bind"),
             (&["--webhook-retry-for", "soon"][..], "--webhook-retry-for"),
+            (&["--channels", "quad"][..], "--channels"),
+            (&["--format", "mp3"][..], "--format"),
+            (&["--pause-mode", "mute"][..], "--pause-mode"),
+            (&["--channels", "stereo", "--format", "ul"][..], "--format"),
+            (&["--min-recording", "5h"][..], "--min-recording"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.contains(flag), "{args:?}: {error}");

@@ -1,16 +1,17 @@
 //! callrec: call recording for Asterisk.
 //!
 //! The data path, one module per step:
-//! `marker` (dialplan bookends) -> `ari` (events in, REST out) -> `recorder`
-//! (the async driver) -> `session` (per-call logic, sans-IO) -> `media`
-//! (RTP over UDP) -> `recording` (the in-memory μ-law buffer) -> `delivery`
-//! (webhook or output directory).
+//! `markers` (dialplan bookends and their options) -> `ari` (events in, REST
+//! out) -> `recorder` (the async driver) -> `session` (per-call logic,
+//! sans-IO) -> `media` (RTP over UDP) -> `recording` (the in-memory μ-law
+//! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
+//! output directory).
 
 pub mod ari;
 pub mod backoff;
 pub mod config;
 pub mod delivery;
-pub mod marker;
+pub mod markers;
 pub mod media;
 pub mod metrics;
 pub mod recorder;

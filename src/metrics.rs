@@ -48,7 +48,15 @@ metrics! {
     recordings_failed,
     /// Markers whose arguments could not be understood.
     markers_invalid,
-    /// Stop markers on a channel with no recording.
+    /// Start markers refused for a bad option (nothing recorded).
+    marker_options_invalid,
+    /// Pause while paused, resume while not paused.
+    markers_out_of_order,
+    /// Recordings shorter than their `min`, not delivered.
+    recordings_too_short,
+    /// Recordings ended because their RTP stopped (`error: no_media`).
+    recordings_no_media,
+    /// Stop, pause or resume markers on a channel with no recording.
     markers_without_recording,
     /// Channels that could not be continued in the dialplan.
     release_failures,

@@ -1,13 +1,14 @@
 //! The ids callrec gives the Asterisk resources of each recording, so that
 //! events about them are recognised and anything left behind by a crash is
-//! found and removed: `{app}-{recording}-snoop`, `{app}-{recording}-media` for
-//! the channels, `{app}-{recording}` for the bridge.
+//! found and removed. For each track of a recording:
+//! `{app}-{recording}-{track}-snoop` and `{app}-{recording}-{track}-media` for
+//! the channels, `{app}-{recording}-{track}` for the bridge.
 
 use uuid::Uuid;
 
-use crate::session::{RecordingId, Resource};
+use crate::session::{RecordingId, Resource, Track};
 
-/// The ARI ids of one recording's resources.
+/// The ARI ids of one track's resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceIds {
     pub snoop: String,
@@ -16,19 +17,24 @@ pub struct ResourceIds {
 }
 
 impl ResourceIds {
-    pub fn new(app: &str, recording: RecordingId) -> Self {
-        ResourceIds {
-            snoop: format!("{app}-{recording}-snoop"),
-            media: format!("{app}-{recording}-media"),
-            bridge: format!("{app}-{recording}"),
-        }
+    pub fn new(app: &str, recording: RecordingId, track: Track) -> Self {
+        let bridge = format!("{app}-{recording}-{}", track.label());
+        ResourceIds { snoop: format!("{bridge}-snoop"), media: format!("{bridge}-media"), bridge }
+    }
+
+    /// The channels of every track, then the bridges: what a teardown removes.
+    pub fn of_tracks(app: &str, recording: RecordingId, tracks: &[Track]) -> (Vec<String>, Vec<String>) {
+        let ids: Vec<ResourceIds> = tracks.iter().map(|&track| ResourceIds::new(app, recording, track)).collect();
+        let channels = ids.iter().flat_map(|ids| [ids.snoop.clone(), ids.media.clone()]).collect();
+        let bridges = ids.into_iter().map(|ids| ids.bridge).collect();
+        (channels, bridges)
     }
 
     pub fn get(&self, resource: Resource) -> &str {
         match resource {
-            Resource::Snoop => &self.snoop,
-            Resource::Media => &self.media,
-            Resource::Bridge => &self.bridge,
+            Resource::Snoop(_) => &self.snoop,
+            Resource::Media(_) => &self.media,
+            Resource::Bridge(_) => &self.bridge,
         }
     }
 }
@@ -37,10 +43,13 @@ impl ResourceIds {
 pub fn parse(app: &str, id: &str) -> Option<(RecordingId, Resource)> {
     let rest = id.strip_prefix(app)?.strip_prefix('-')?;
     let recording = Uuid::try_parse(rest.get(..36)?).ok()?;
-    let resource = match &rest[36..] {
-        "" => Resource::Bridge,
-        "-snoop" => Resource::Snoop,
-        "-media" => Resource::Media,
+    let rest = rest[36..].strip_prefix('-')?;
+    let (label, kind) = rest.split_once('-').unwrap_or((rest, ""));
+    let track = Track::ALL.into_iter().find(|track| track.label() == label)?;
+    let resource = match kind {
+        "" => Resource::Bridge(track),
+        "snoop" => Resource::Snoop(track),
+        "media" => Resource::Media(track),
         _ => return None,
     };
     Some((recording, resource))
@@ -53,19 +62,32 @@ mod tests {
     #[test]
     fn ids_parse_back() {
         let recording = Uuid::new_v4();
-        let ids = ResourceIds::new("callrec", recording);
-        for resource in [Resource::Snoop, Resource::Media, Resource::Bridge] {
-            assert_eq!(parse("callrec", ids.get(resource)), Some((recording, resource)));
+        for track in Track::ALL {
+            let ids = ResourceIds::new("callrec", recording, track);
+            for resource in [Resource::Snoop(track), Resource::Media(track), Resource::Bridge(track)] {
+                assert_eq!(parse("callrec", ids.get(resource)), Some((recording, resource)));
+            }
         }
+    }
+
+    #[test]
+    fn a_teardown_covers_every_track() {
+        let recording = Uuid::new_v4();
+        let (channels, bridges) = ResourceIds::of_tracks("callrec", recording, &[Track::Caller, Track::Callee]);
+        assert_eq!(channels.len(), 4);
+        assert_eq!(bridges.len(), 2);
+        assert!(channels.iter().chain(&bridges).all(|id| parse("callrec", id).is_some()));
     }
 
     #[test]
     fn other_ids_are_not_ours() {
         let recording = Uuid::new_v4();
-        let ids = ResourceIds::new("callrec-b", recording);
+        let ids = ResourceIds::new("callrec-b", recording, Track::Both);
         assert_eq!(parse("callrec", &ids.snoop), None, "another app's resources are left alone");
         assert_eq!(parse("callrec", "1764000000.12"), None);
         assert_eq!(parse("callrec", "callrec-"), None);
-        assert_eq!(parse("callrec", &format!("callrec-{recording}-other")), None);
+        assert_eq!(parse("callrec", &format!("callrec-{recording}")), None);
+        assert_eq!(parse("callrec", &format!("callrec-{recording}-both-other")), None);
+        assert_eq!(parse("callrec", &format!("callrec-{recording}-left-snoop")), None);
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         delivery: Delivery::new(webhook, directory, metrics.clone(), stop_rx.clone()),
         metrics: metrics.clone(),
         capture_timeout: config.capture_timeout,
+        defaults: config.defaults,
     });
     let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, stop_rx));
 

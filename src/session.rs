@@ -3,12 +3,15 @@
 //! up, the start of capture, the hangup and the passing of time; the session
 //! answers with actions for the recorder to carry out. It owns no socket and
 //! reads no clock, so every race (hangup during setup, a stop before capture,
-//! a restart, a capture that never starts) is a plain unit test.
+//! a restart, a capture that never starts, a pause, a limit) is a plain unit
+//! test.
 //!
 //! One recording at a time per call: a second start finishes the first
-//! (`restart`) before the next one begins. A marker's channel is held until
-//! capture is established, so nothing after the start marker is lost, and is
-//! always released within the capture timeout.
+//! (`restart`) before the next one begins. A recording captures one track or
+//! several (stereo: what the caller says, what the caller hears), each from
+//! its own snoop and externalMedia channel, on one timeline. A marker's channel
+//! is held until capture is established on every track, so nothing after the
+//! start marker is lost, and is always released within the capture timeout.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -18,24 +21,21 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub type RecordingId = Uuid;
+use crate::markers::{MarkerCommand, RecordingOptions};
 
-/// What a marker in the call flow asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MarkerCommand {
-    Start { name: String },
-    Stop,
-}
+pub type RecordingId = Uuid;
 
 /// Why a recording ended; reported in its metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum EndReason {
     Stop,
     Hangup,
     Restart,
     Shutdown,
     Error,
+    /// It reached its `max` option (or `--max-recording`).
+    MaxDuration,
 }
 
 impl fmt::Display for EndReason {
@@ -46,28 +46,74 @@ impl fmt::Display for EndReason {
             EndReason::Restart => "restart",
             EndReason::Shutdown => "shutdown",
             EndReason::Error => "error",
+            EndReason::MaxDuration => "max_duration",
         };
         f.write_str(text)
     }
 }
 
-/// The Asterisk resources a recording sets up to capture audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One captured direction of a call: a snoop, its externalMedia channel and
+/// the bridge joining them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Track {
+    /// What the caller hears and says, mixed (a mono recording).
+    Both,
+    /// What the caller says (left in stereo).
+    Caller,
+    /// What the caller hears: the IVR or the other party (right in stereo).
+    Callee,
+}
+
+impl Track {
+    pub const ALL: [Track; 3] = [Track::Both, Track::Caller, Track::Callee];
+
+    /// The snoop's `spy` direction, as seen from the recorded channel.
+    pub fn spy(self) -> &'static str {
+        match self {
+            Track::Both => "both",
+            Track::Caller => "in",
+            Track::Callee => "out",
+        }
+    }
+
+    /// Its name in resource ids and metadata.
+    pub fn label(self) -> &'static str {
+        match self {
+            Track::Both => "both",
+            Track::Caller => "caller",
+            Track::Callee => "callee",
+        }
+    }
+}
+
+/// The Asterisk resources a recording sets up to capture each track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resource {
     /// The snoop channel on the recorded call.
-    Snoop,
+    Snoop(Track),
     /// The externalMedia channel that streams RTP to callrec.
-    Media,
+    Media(Track),
     /// The mixing bridge that joins the two.
-    Bridge,
+    Bridge(Track),
+}
+
+impl Resource {
+    pub fn track(self) -> Track {
+        match self {
+            Resource::Snoop(track) | Resource::Media(track) | Resource::Bridge(track) => track,
+        }
+    }
 }
 
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.track() != Track::Both {
+            write!(f, "{} ", self.track().label())?;
+        }
         f.write_str(match self {
-            Resource::Snoop => "snoop channel",
-            Resource::Media => "externalMedia channel",
-            Resource::Bridge => "bridge",
+            Resource::Snoop(_) => "snoop channel",
+            Resource::Media(_) => "externalMedia channel",
+            Resource::Bridge(_) => "bridge",
         })
     }
 }
@@ -76,6 +122,22 @@ impl fmt::Display for Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ignored {
     StopWithoutRecording,
+    PauseWithoutRecording,
+    ResumeWithoutRecording,
+    AlreadyPaused,
+    NotPaused,
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ignored::StopWithoutRecording => "stop marker on a call with no recording",
+            Ignored::PauseWithoutRecording => "pause marker on a call with no recording",
+            Ignored::ResumeWithoutRecording => "resume marker on a call with no recording",
+            Ignored::AlreadyPaused => "pause marker while the recording is already paused",
+            Ignored::NotPaused => "resume marker while the recording is not paused",
+        })
+    }
 }
 
 /// A recording that has ended: what the recorder needs to collect its audio,
@@ -84,6 +146,7 @@ pub enum Ignored {
 pub struct Finished {
     pub recording: RecordingId,
     pub name: String,
+    pub options: RecordingOptions,
     /// When capture began (the first sample); `None` if it never did.
     pub started_at: Option<Instant>,
     pub ended_at: Instant,
@@ -95,28 +158,35 @@ pub struct Finished {
 /// What the session asks the recorder to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Create the recording's snoop channel, externalMedia channel and bridge.
-    SetUp { recording: RecordingId },
-    /// Route RTP arriving from `source` into the recording.
-    Listen { recording: RecordingId, source: SocketAddr },
-    /// Put the snoop and externalMedia channels into the bridge.
-    Bridge { recording: RecordingId },
+    /// Create a snoop channel, externalMedia channel and bridge for each track.
+    SetUp { recording: RecordingId, tracks: &'static [Track] },
+    /// Route RTP arriving from `source` into stream `stream` of the
+    /// recording's `streams`.
+    Listen { recording: RecordingId, stream: usize, streams: usize, source: SocketAddr },
+    /// Put the track's snoop and externalMedia channels into its bridge.
+    Bridge { recording: RecordingId, track: Track },
     /// Let the channel go on with its call flow.
     Release,
     /// Capture runs: prepare the channel for leaving the marker, then let it
     /// go on. Prepare means: note the capture on the channel for the
-    /// dialplan (see `marker::SNOOP_VARIABLE`), and with `watch`, subscribe
+    /// dialplan (see `markers::SNOOP_VARIABLE`), and with `watch`, subscribe
     /// to its events first (once it has left, only the subscription shows
     /// its hangup, so that must be in place before).
     ReleaseCapturing { recording: RecordingId, watch: bool },
+    /// Keep the call's audio out of the recording from the marker seen at `at`.
+    Pause { recording: RecordingId, at: Instant },
+    /// Let it in again from the marker seen at `at`.
+    Resume { recording: RecordingId, at: Instant },
     /// Collect, tear down and deliver a recording.
     Finish(Finished),
     /// Nothing to do for a marker; worth a warning.
     Ignore(Ignored),
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct SetupProgress {
+/// How far the resources of one track are.
+#[derive(Debug, Clone, Copy)]
+struct TrackProgress {
+    track: Track,
     snoop: bool,
     media: bool,
     bridge: bool,
@@ -124,35 +194,36 @@ struct SetupProgress {
     bridging: bool,
 }
 
-impl SetupProgress {
+impl TrackProgress {
+    fn new(track: Track) -> Self {
+        TrackProgress { track, snoop: false, media: false, bridge: false, source: None, bridging: false }
+    }
+
     fn ready_to_bridge(&self) -> bool {
         self.snoop && self.media && self.bridge && self.source.is_some() && !self.bridging
     }
 
-    fn missing(&self) -> Vec<&'static str> {
-        let mut missing = Vec::new();
-        if !self.snoop {
-            missing.push("snoop channel");
+    fn missing(&self, missing: &mut Vec<String>) {
+        let prefix = match self.track {
+            Track::Both => String::new(),
+            track => format!("{} ", track.label()),
+        };
+        for (done, what) in [
+            (self.snoop, "snoop channel"),
+            (self.media, "externalMedia channel"),
+            (self.bridge, "bridge"),
+            (self.source.is_some(), "RTP source address"),
+        ] {
+            if !done {
+                missing.push(format!("{prefix}{what}"));
+            }
         }
-        if !self.media {
-            missing.push("externalMedia channel");
-        }
-        if !self.bridge {
-            missing.push("bridge");
-        }
-        if self.source.is_none() {
-            missing.push("RTP source address");
-        }
-        if missing.is_empty() {
-            missing.push("first RTP packet");
-        }
-        missing
     }
 }
 
 #[derive(Debug)]
 enum Phase {
-    SettingUp { deadline: Instant, progress: SetupProgress },
+    SettingUp { deadline: Instant, tracks: Vec<TrackProgress> },
     Capturing { started_at: Instant },
 }
 
@@ -160,7 +231,9 @@ enum Phase {
 struct Current {
     recording: RecordingId,
     name: String,
+    options: RecordingOptions,
     phase: Phase,
+    paused: bool,
 }
 
 /// The recording state of one call.
@@ -183,11 +256,13 @@ impl Session {
         self.actions.pop_front()
     }
 
-    /// When `handle_timeout` must be called next, if ever.
+    /// When `handle_timeout` must be called next, if ever: the capture
+    /// deadline while setting up, the recording's `max` while capturing.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.current {
             Some(Current { phase: Phase::SettingUp { deadline, .. }, .. }) => Some(*deadline),
-            _ => None,
+            Some(Current { phase: Phase::Capturing { started_at }, options, .. }) => Some(*started_at + options.max),
+            None => None,
         }
     }
 
@@ -204,28 +279,41 @@ impl Session {
         }
     }
 
+    /// The channel waits in Stasis for capture to be set up.
+    pub fn holds_channel(&self) -> bool {
+        matches!(self.current, Some(Current { phase: Phase::SettingUp { .. }, .. }))
+    }
+
     /// The recording in progress, if any.
     pub fn recording(&self) -> Option<RecordingId> {
         self.current.as_ref().map(|current| current.recording)
+    }
+
+    /// Whether the recording in progress is paused.
+    pub fn is_paused(&self) -> bool {
+        self.current.as_ref().is_some_and(|current| current.paused)
     }
 
     /// A marker reached the call; its channel is held until `Release`.
     /// `fresh_id` names the recording a start marker begins.
     pub fn handle_marker(&mut self, now: Instant, command: MarkerCommand, fresh_id: RecordingId) {
         match command {
-            MarkerCommand::Start { name } => {
+            MarkerCommand::Start { name, options } => {
                 if self.current.is_some() {
                     self.finish(now, EndReason::Restart, None);
                 }
+                let tracks = options.tracks();
                 self.current = Some(Current {
                     recording: fresh_id,
                     name,
+                    options,
                     phase: Phase::SettingUp {
                         deadline: now + self.capture_timeout,
-                        progress: SetupProgress::default(),
+                        tracks: tracks.iter().copied().map(TrackProgress::new).collect(),
                     },
+                    paused: false,
                 });
-                self.actions.push_back(Action::SetUp { recording: fresh_id });
+                self.actions.push_back(Action::SetUp { recording: fresh_id, tracks });
             }
             MarkerCommand::Stop => {
                 if self.current.is_some() {
@@ -235,38 +323,63 @@ impl Session {
                 }
                 self.actions.push_back(Action::Release);
             }
+            MarkerCommand::Pause => {
+                let action = match &mut self.current {
+                    None => Action::Ignore(Ignored::PauseWithoutRecording),
+                    Some(current) if current.paused => Action::Ignore(Ignored::AlreadyPaused),
+                    Some(current) => {
+                        current.paused = true;
+                        Action::Pause { recording: current.recording, at: now }
+                    }
+                };
+                self.actions.extend([action, Action::Release]);
+            }
+            MarkerCommand::Resume => {
+                let action = match &mut self.current {
+                    None => Action::Ignore(Ignored::ResumeWithoutRecording),
+                    Some(current) if !current.paused => Action::Ignore(Ignored::NotPaused),
+                    Some(current) => {
+                        current.paused = false;
+                        Action::Resume { recording: current.recording, at: now }
+                    }
+                };
+                self.actions.extend([action, Action::Release]);
+            }
         }
     }
 
     /// One of the recording's resources exists (a channel reached Stasis, the bridge was created).
     pub fn handle_ready(&mut self, recording: RecordingId, resource: Resource) {
-        if let Some(progress) = self.progress(recording) {
+        if let Some(progress) = self.progress(recording, resource.track()) {
             match resource {
-                Resource::Snoop => progress.snoop = true,
-                Resource::Media => progress.media = true,
-                Resource::Bridge => progress.bridge = true,
+                Resource::Snoop(_) => progress.snoop = true,
+                Resource::Media(_) => progress.media = true,
+                Resource::Bridge(_) => progress.bridge = true,
             }
-            self.bridge_when_ready(recording);
+            self.bridge_when_ready(recording, resource.track());
         }
     }
 
-    /// Asterisk told where the recording's RTP will come from.
-    pub fn handle_media_source(&mut self, recording: RecordingId, source: SocketAddr) {
-        if let Some(progress) = self.progress(recording) {
-            progress.source = Some(source);
-            self.actions.push_back(Action::Listen { recording, source });
-            self.bridge_when_ready(recording);
-        }
+    /// Asterisk told where the track's RTP will come from.
+    pub fn handle_media_source(&mut self, recording: RecordingId, track: Track, source: SocketAddr) {
+        let Some(Current { phase: Phase::SettingUp { tracks, .. }, .. }) = self.current_of(recording) else {
+            return;
+        };
+        let streams = tracks.len();
+        let Some(stream) = tracks.iter().position(|progress| progress.track == track) else { return };
+        tracks[stream].source = Some(source);
+        self.actions.push_back(Action::Listen { recording, stream, streams, source });
+        self.bridge_when_ready(recording, track);
     }
 
-    /// The first RTP packet of the recording arrived at `at`: capture is established.
+    /// The first RTP packet of every track arrived, the last at `at`: capture
+    /// is established and the recording's first sample is there.
     pub fn handle_capture_started(&mut self, recording: RecordingId, at: Instant) {
-        if self.progress(recording).is_none() {
+        let Some(current) = self.current_of(recording) else { return };
+        if !matches!(current.phase, Phase::SettingUp { .. }) {
             return;
         }
-        if let Some(current) = self.current.as_mut() {
-            current.phase = Phase::Capturing { started_at: at };
-        }
+        current.phase = Phase::Capturing { started_at: at };
         let watch = !self.watching && !self.hung_up;
         self.watching |= watch;
         self.actions.push_back(Action::ReleaseCapturing { recording, watch });
@@ -274,7 +387,7 @@ impl Session {
 
     /// Setting up the recording failed; it ends with an error and the call goes on.
     pub fn handle_setup_failed(&mut self, now: Instant, recording: RecordingId, error: String) {
-        if self.progress(recording).is_some() {
+        if self.setting_up(recording) {
             self.finish(now, EndReason::Error, Some(error));
             self.release_unless_hung_up();
         }
@@ -283,7 +396,7 @@ impl Session {
     /// A resource of a running recording went away on its own.
     pub fn handle_resource_lost(&mut self, now: Instant, recording: RecordingId, error: String) {
         if self.recording() == Some(recording) {
-            let was_setting_up = self.progress(recording).is_some();
+            let was_setting_up = self.setting_up(recording);
             self.finish(now, EndReason::Error, Some(error));
             if was_setting_up {
                 self.release_unless_hung_up();
@@ -291,10 +404,20 @@ impl Session {
         }
     }
 
+    /// RTP stopped coming for a running recording while its call lives (its
+    /// externalMedia channel or bridge was removed, say): the recording ends
+    /// where its audio stopped, as an error.
+    pub fn handle_no_media(&mut self, recording: RecordingId, last_audio_at: Instant) {
+        if let Some(Current { phase: Phase::Capturing { started_at }, .. }) = self.current_of(recording) {
+            let ended_at = last_audio_at.max(*started_at);
+            self.finish(ended_at, EndReason::Error, Some("no_media".into()));
+        }
+    }
+
     /// The recording's snoop channel ended without callrec ending it. The
-    /// dialplan's stop subroutine does that when its stop marker cannot reach
-    /// callrec, and notes when: with that time (`stopped_at`), the recording
-    /// ends there, as stopped. Otherwise it ends now, with an error.
+    /// dialplan's stop and pause subroutines do that when their marker cannot
+    /// reach callrec, and note when: with that time (`stopped_at`), the
+    /// recording ends there, as stopped. Otherwise it ends now, with an error.
     pub fn handle_capture_cut(&mut self, now: Instant, recording: RecordingId, stopped_at: Option<Instant>) {
         if self.recording() != Some(recording) {
             return;
@@ -348,37 +471,56 @@ impl Session {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(Current { phase: Phase::SettingUp { deadline, progress }, .. }) = &self.current else {
-            return;
-        };
-        if now < *deadline {
-            return;
+        match self.poll_timeout() {
+            Some(deadline) if now >= deadline => {}
+            _ => return,
         }
-        let error = format!(
-            "capture not established within {} ms (still waiting for: {})",
-            self.capture_timeout.as_millis(),
-            progress.missing().join(", ")
-        );
-        self.finish(now, EndReason::Error, Some(error));
-        self.release_unless_hung_up();
+        match &self.current {
+            Some(Current { phase: Phase::SettingUp { tracks, .. }, .. }) => {
+                let mut missing = Vec::new();
+                tracks.iter().for_each(|progress| progress.missing(&mut missing));
+                if missing.is_empty() {
+                    missing.push("first RTP packet".to_string());
+                }
+                let error = format!(
+                    "capture not established within {} ms (still waiting for: {})",
+                    self.capture_timeout.as_millis(),
+                    missing.join(", ")
+                );
+                self.finish(now, EndReason::Error, Some(error));
+                self.release_unless_hung_up();
+            }
+            Some(Current { phase: Phase::Capturing { started_at }, options, .. }) => {
+                // Exactly `max` long, however late the timer fired.
+                let ended_at = *started_at + options.max;
+                self.finish(ended_at, EndReason::MaxDuration, None);
+            }
+            None => {}
+        }
     }
 
-    fn progress(&mut self, recording: RecordingId) -> Option<&mut SetupProgress> {
-        match &mut self.current {
-            Some(Current { recording: current, phase: Phase::SettingUp { progress, .. }, .. })
-                if *current == recording =>
-            {
-                Some(progress)
+    fn current_of(&mut self, recording: RecordingId) -> Option<&mut Current> {
+        self.current.as_mut().filter(|current| current.recording == recording)
+    }
+
+    fn setting_up(&self, recording: RecordingId) -> bool {
+        matches!(&self.current, Some(Current { recording: current, phase: Phase::SettingUp { .. }, .. }) if *current == recording)
+    }
+
+    fn progress(&mut self, recording: RecordingId, track: Track) -> Option<&mut TrackProgress> {
+        match self.current_of(recording) {
+            Some(Current { phase: Phase::SettingUp { tracks, .. }, .. }) => {
+                tracks.iter_mut().find(|progress| progress.track == track)
             }
             _ => None,
         }
     }
 
-    fn bridge_when_ready(&mut self, recording: RecordingId) {
-        if let Some(progress) = self.progress(recording) {
+    fn bridge_when_ready(&mut self, recording: RecordingId, track: Track) {
+        if let Some(progress) = self.progress(recording, track) {
             if progress.ready_to_bridge() {
                 progress.bridging = true;
-                self.actions.push_back(Action::Bridge { recording });
+                self.actions.push_back(Action::Bridge { recording, track });
             }
         }
     }
@@ -400,6 +542,7 @@ impl Session {
         self.actions.push_back(Action::Finish(Finished {
             recording: current.recording,
             name: current.name,
+            options: current.options,
             started_at,
             ended_at: now,
             reason,
@@ -411,6 +554,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::markers::{Channels, PauseMode};
+    use crate::recording::encode::AudioFormat;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -422,8 +567,18 @@ mod tests {
         "127.0.0.1:14000".parse().unwrap()
     }
 
+    fn options() -> RecordingOptions {
+        RecordingOptions {
+            channels: Channels::Mono,
+            format: AudioFormat::Ulaw,
+            pause: PauseMode::Silence,
+            max: Duration::from_secs(3600),
+            min: Duration::ZERO,
+        }
+    }
+
     fn start(name: &str) -> MarkerCommand {
-        MarkerCommand::Start { name: name.to_string() }
+        MarkerCommand::Start { name: name.to_string(), options: options() }
     }
 
     fn drain(session: &mut Session) -> Vec<Action> {
@@ -434,14 +589,17 @@ mod tests {
     fn started(session: &mut Session, t0: Instant, capture_at: Instant) -> RecordingId {
         let id = Uuid::new_v4();
         session.handle_marker(t0, start("call_recording"), id);
-        assert_eq!(drain(session), vec![Action::SetUp { recording: id }]);
-        session.handle_ready(id, Resource::Bridge);
-        session.handle_ready(id, Resource::Snoop);
-        session.handle_media_source(id, source());
-        session.handle_ready(id, Resource::Media);
+        assert_eq!(drain(session), vec![Action::SetUp { recording: id, tracks: &[Track::Both] }]);
+        session.handle_ready(id, Resource::Bridge(Track::Both));
+        session.handle_ready(id, Resource::Snoop(Track::Both));
+        session.handle_media_source(id, Track::Both, source());
+        session.handle_ready(id, Resource::Media(Track::Both));
         assert_eq!(
             drain(session),
-            vec![Action::Listen { recording: id, source: source() }, Action::Bridge { recording: id },]
+            vec![
+                Action::Listen { recording: id, stream: 0, streams: 1, source: source() },
+                Action::Bridge { recording: id, track: Track::Both },
+            ]
         );
         session.handle_capture_started(id, capture_at);
         id
@@ -464,17 +622,17 @@ mod tests {
         let id = Uuid::new_v4();
         session.handle_marker(t0, start("call_recording"), id);
         assert_eq!(session.poll_timeout(), Some(t0 + TIMEOUT));
-        session.handle_ready(id, Resource::Snoop);
-        session.handle_ready(id, Resource::Media);
-        session.handle_ready(id, Resource::Bridge);
+        session.handle_ready(id, Resource::Snoop(Track::Both));
+        session.handle_ready(id, Resource::Media(Track::Both));
+        session.handle_ready(id, Resource::Bridge(Track::Both));
         let actions = drain(&mut session);
         assert!(!actions.contains(&Action::Release));
         assert!(!actions.iter().any(|a| matches!(a, Action::Bridge { .. })), "no bridge before the source is known");
-        session.handle_media_source(id, source());
-        assert!(drain(&mut session).contains(&Action::Bridge { recording: id }));
+        session.handle_media_source(id, Track::Both, source());
+        assert!(drain(&mut session).contains(&Action::Bridge { recording: id, track: Track::Both }));
         session.handle_capture_started(id, t0 + ms(60));
         assert_eq!(drain(&mut session), vec![Action::ReleaseCapturing { recording: id, watch: true }]);
-        assert_eq!(session.poll_timeout(), None);
+        assert_eq!(session.poll_timeout(), Some(t0 + ms(60) + options().max), "next: the recording's max");
     }
 
     #[test]
@@ -491,6 +649,7 @@ mod tests {
                 Action::Finish(Finished {
                     recording: id,
                     name: "call_recording".into(),
+                    options: options(),
                     started_at: Some(t0 + ms(50)),
                     ended_at: t0 + ms(3050),
                     reason: EndReason::Stop,
@@ -523,14 +682,14 @@ mod tests {
         assert_eq!(ended[0].recording, first);
         assert_eq!(ended[0].reason, EndReason::Restart);
         assert_eq!(ended[0].ended_at, t0 + ms(2000));
-        assert_eq!(actions.last(), Some(&Action::SetUp { recording: second }));
+        assert_eq!(actions.last(), Some(&Action::SetUp { recording: second, tracks: &[Track::Both] }));
         assert!(!actions.contains(&Action::Release), "held until the new capture runs");
         assert_eq!(session.recording(), Some(second));
         // The channel is already watched: no second subscription.
-        session.handle_ready(second, Resource::Snoop);
-        session.handle_ready(second, Resource::Media);
-        session.handle_ready(second, Resource::Bridge);
-        session.handle_media_source(second, source());
+        session.handle_ready(second, Resource::Snoop(Track::Both));
+        session.handle_ready(second, Resource::Media(Track::Both));
+        session.handle_ready(second, Resource::Bridge(Track::Both));
+        session.handle_media_source(second, Track::Both, source());
         drain(&mut session);
         session.handle_capture_started(second, t0 + ms(2050));
         assert_eq!(drain(&mut session), vec![Action::ReleaseCapturing { recording: second, watch: false }]);
@@ -542,7 +701,7 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = Uuid::new_v4();
         session.handle_marker(t0, start("call_recording"), id);
-        session.handle_ready(id, Resource::Snoop);
+        session.handle_ready(id, Resource::Snoop(Track::Both));
         drain(&mut session);
         session.handle_hangup(t0 + ms(30));
         let actions = drain(&mut session);
@@ -579,10 +738,10 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = Uuid::new_v4();
         session.handle_marker(t0, start("call_recording"), id);
-        session.handle_ready(id, Resource::Snoop);
-        session.handle_ready(id, Resource::Media);
-        session.handle_ready(id, Resource::Bridge);
-        session.handle_media_source(id, source());
+        session.handle_ready(id, Resource::Snoop(Track::Both));
+        session.handle_ready(id, Resource::Media(Track::Both));
+        session.handle_ready(id, Resource::Bridge(Track::Both));
+        session.handle_media_source(id, Track::Both, source());
         drain(&mut session);
         session.handle_timeout(t0 + ms(999));
         assert!(drain(&mut session).is_empty(), "not before the deadline");
@@ -604,7 +763,7 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = Uuid::new_v4();
         session.handle_marker(t0, start("x"), id);
-        session.handle_ready(id, Resource::Snoop);
+        session.handle_ready(id, Resource::Snoop(Track::Both));
         session.handle_timeout(t0 + TIMEOUT);
         let actions = drain(&mut session);
         let error = finished(&actions)[0].error.clone().unwrap();
@@ -739,10 +898,129 @@ mod tests {
         session.handle_marker(t0, start("x"), id);
         drain(&mut session);
         let stranger = Uuid::new_v4();
-        session.handle_media_source(stranger, source());
+        session.handle_media_source(stranger, Track::Both, source());
         session.handle_capture_started(stranger, t0);
         session.handle_setup_failed(t0, stranger, "nope".into());
         assert!(drain(&mut session).is_empty());
         assert_eq!(session.recording(), Some(id));
+    }
+
+    #[test]
+    fn pause_and_resume_mark_the_recording_and_release_the_channel() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        session.handle_marker(t0 + ms(1000), MarkerCommand::Pause, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Pause { recording: id, at: t0 + ms(1000) }, Action::Release]);
+        assert!(session.is_paused());
+        session.handle_marker(t0 + ms(1100), MarkerCommand::Pause, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Ignore(Ignored::AlreadyPaused), Action::Release]);
+        session.handle_marker(t0 + ms(3000), MarkerCommand::Resume, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Resume { recording: id, at: t0 + ms(3000) }, Action::Release]);
+        session.handle_marker(t0 + ms(3100), MarkerCommand::Resume, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Ignore(Ignored::NotPaused), Action::Release]);
+        assert_eq!(session.recording(), Some(id), "the recording goes on");
+    }
+
+    #[test]
+    fn pause_or_resume_without_a_recording_is_ignored_and_released() {
+        let mut session = Session::new(TIMEOUT);
+        session.handle_marker(Instant::now(), MarkerCommand::Pause, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Ignore(Ignored::PauseWithoutRecording), Action::Release]);
+        session.handle_marker(Instant::now(), MarkerCommand::Resume, Uuid::new_v4());
+        assert_eq!(drain(&mut session), vec![Action::Ignore(Ignored::ResumeWithoutRecording), Action::Release]);
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_hangup_while_paused_ends_the_recording_and_a_new_start_is_not_paused() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        started(&mut session, t0, t0 + ms(40));
+        session.handle_marker(t0 + ms(500), MarkerCommand::Pause, Uuid::new_v4());
+        drain(&mut session);
+        let second = Uuid::new_v4();
+        session.handle_marker(t0 + ms(900), start("second"), second);
+        assert_eq!(finished(&drain(&mut session))[0].reason, EndReason::Restart);
+        assert!(!session.is_paused(), "a new recording starts unpaused");
+        session.handle_marker(t0 + ms(950), MarkerCommand::Pause, Uuid::new_v4());
+        drain(&mut session);
+        session.handle_hangup(t0 + ms(2000));
+        let actions = drain(&mut session);
+        assert_eq!(finished(&actions)[0].reason, EndReason::Hangup);
+        assert_eq!(finished(&actions)[0].recording, second);
+    }
+
+    #[test]
+    fn max_ends_the_recording_exactly_at_its_length_and_the_call_goes_on() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        let mut limited = options();
+        limited.max = ms(5000);
+        session.handle_marker(t0, MarkerCommand::Start { name: "x".into(), options: limited }, id);
+        session.handle_ready(id, Resource::Snoop(Track::Both));
+        session.handle_ready(id, Resource::Media(Track::Both));
+        session.handle_ready(id, Resource::Bridge(Track::Both));
+        session.handle_media_source(id, Track::Both, source());
+        session.handle_capture_started(id, t0 + ms(40));
+        drain(&mut session);
+        assert_eq!(session.poll_timeout(), Some(t0 + ms(5040)));
+        session.handle_timeout(t0 + ms(5039));
+        assert!(drain(&mut session).is_empty());
+        session.handle_timeout(t0 + ms(5100));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::MaxDuration, t0 + ms(5040)));
+        assert!(!actions.contains(&Action::Release), "the channel is not held");
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn no_media_ends_the_recording_where_its_audio_stopped() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        session.handle_no_media(Uuid::new_v4(), t0 + ms(900));
+        assert!(drain(&mut session).is_empty(), "another recording's silence is not ours");
+        session.handle_no_media(id, t0 + ms(900));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Error, t0 + ms(900)));
+        assert_eq!(ended[0].error.as_deref(), Some("no_media"));
+    }
+
+    #[test]
+    fn stereo_sets_up_two_tracks_and_holds_the_channel_until_both_capture() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = Uuid::new_v4();
+        let mut stereo = options();
+        stereo.channels = Channels::Stereo;
+        session.handle_marker(t0, MarkerCommand::Start { name: "s".into(), options: stereo }, id);
+        assert_eq!(drain(&mut session), vec![Action::SetUp { recording: id, tracks: &[Track::Caller, Track::Callee] }]);
+        let callee_source: SocketAddr = "127.0.0.1:14002".parse().unwrap();
+        for track in [Track::Caller, Track::Callee] {
+            session.handle_ready(id, Resource::Snoop(track));
+            session.handle_ready(id, Resource::Bridge(track));
+        }
+        session.handle_ready(id, Resource::Media(Track::Callee));
+        session.handle_media_source(id, Track::Callee, callee_source);
+        assert_eq!(
+            drain(&mut session),
+            vec![
+                Action::Listen { recording: id, stream: 1, streams: 2, source: callee_source },
+                Action::Bridge { recording: id, track: Track::Callee },
+            ]
+        );
+        // The caller's track never gets its externalMedia channel.
+        session.handle_timeout(t0 + TIMEOUT);
+        let actions = drain(&mut session);
+        let error = finished(&actions)[0].error.clone().unwrap();
+        assert!(error.contains("caller externalMedia channel"), "{error}");
+        assert!(!error.contains("callee"), "{error}");
+        assert_eq!(actions.last(), Some(&Action::Release));
     }
 }

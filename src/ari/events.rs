@@ -11,6 +11,22 @@ pub struct Channel {
     pub name: String,
     #[serde(default)]
     pub caller: CallerId,
+    /// The other party: who the caller is connected to (an agent, say).
+    #[serde(default)]
+    pub connected: CallerId,
+    #[serde(default)]
+    pub accountcode: String,
+    /// Where in the dialplan the channel is.
+    #[serde(default)]
+    pub dialplan: DialplanLocation,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct DialplanLocation {
+    #[serde(default)]
+    pub context: String,
+    #[serde(default)]
+    pub exten: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -37,6 +53,10 @@ pub enum Event {
         channel: Channel,
     },
     ChannelDestroyed {
+        channel: Channel,
+    },
+    /// The channel's connected party changed (a call was answered, transferred).
+    ChannelConnectedLine {
         channel: Channel,
     },
     /// Another connection took over the application name.
@@ -88,6 +108,7 @@ mod tests {
         assert_eq!(channel.caller.number, "1001");
         assert_eq!(channel.caller.name, "Alice");
         assert_eq!(args, vec!["start", "payment"]);
+        assert_eq!((channel.dialplan.context.as_str(), channel.dialplan.exten.as_str()), ("c", "s"));
     }
 
     #[test]

@@ -133,9 +133,10 @@ impl AriClient {
         self.send("read Asterisk info", Method::GET, &["asterisk", "info"], &[]).await.map(drop)
     }
 
-    /// Snoops `channel` (both directions mixed) into a new channel in the application.
-    pub async fn snoop(&self, channel: &str, snoop_id: &str) -> Result<(), AriError> {
-        let query = [("spy", "both"), ("whisper", "none"), ("app", self.app.as_str()), ("snoopId", snoop_id)];
+    /// Snoops `channel` into a new channel in the application; `spy` is the
+    /// direction: `in` (what it says), `out` (what it hears) or `both` mixed.
+    pub async fn snoop(&self, channel: &str, snoop_id: &str, spy: &str) -> Result<(), AriError> {
+        let query = [("spy", spy), ("whisper", "none"), ("app", self.app.as_str()), ("snoopId", snoop_id)];
         self.send("create snoop channel", Method::POST, &["channels", channel, "snoop"], &query).await.map(drop)
     }
 

@@ -39,7 +39,7 @@ const STAND_ASIDE_MAX: Duration = Duration::from_secs(32 * 60);
 pub enum AriMessage {
     /// The WebSocket is (again) open: the application is registered.
     Connected,
-    Event(Event),
+    Event(Box<Event>),
     /// The WebSocket closed; events are missed until `Connected`.
     Disconnected,
 }
@@ -201,7 +201,7 @@ async fn pump(
             Some(Ok(Message::Text(text))) => match events::parse(&text) {
                 Ok(event) => {
                     let replaced = matches!(event, Event::ApplicationReplaced { .. });
-                    if to_recorder.send(AriMessage::Event(event)).await.is_err() {
+                    if to_recorder.send(AriMessage::Event(Box::new(event))).await.is_err() {
                         return Closed::RecorderGone;
                     }
                     if replaced {

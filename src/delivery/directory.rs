@@ -1,6 +1,7 @@
 //! The output directory: the embedded default destination, and the fallback
 //! when the webhook never takes a recording. Each recording is
-//! `<recording_id>.ul` (raw μ-law) beside `<recording_id>.json` (its metadata);
+//! `<recording_id>.ul` (raw μ-law) or `<recording_id>.wav` beside
+//! `<recording_id>.json` (its metadata);
 //! the JSON is written last, so its presence means the pair is complete.
 
 use std::fmt;
@@ -26,7 +27,7 @@ impl Directory {
     pub async fn write(&self, recording: &FinishedRecording) -> std::io::Result<PathBuf> {
         tokio::fs::create_dir_all(&self.path).await?;
         let id = recording.metadata.recording_id;
-        let audio = self.path.join(format!("{id}.ul"));
+        let audio = self.path.join(format!("{id}.{}", recording.format.extension()));
         let metadata = self.path.join(format!("{id}.json"));
         let json = serde_json::to_vec_pretty(&recording.metadata).map_err(std::io::Error::other)?;
         write_atomically(&audio, &recording.audio).await?;
@@ -54,6 +55,7 @@ async fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::delivery::Metadata;
+    use crate::recording::encode::AudioFormat;
     use crate::session::EndReason;
 
     #[tokio::test]
@@ -62,23 +64,11 @@ mod tests {
         let directory = Directory::new(dir.path().join("nested/recordings"));
         let metadata = Metadata {
             recording_id: uuid::Uuid::new_v4(),
-            name: "n".into(),
-            channel_id: "c".into(),
-            channel_name: "PJSIP/x".into(),
-            caller_number: "1".into(),
-            caller_name: "".into(),
-            started_at: "2026-11-24T10:00:00.000Z".into(),
-            ended_at: "2026-11-24T10:00:00.001Z".into(),
-            duration_ms: 1,
             end_reason: EndReason::Hangup,
-            format: "ulaw".into(),
-            sample_rate: 8000,
-            channels: 1,
-            bytes: 8,
-            missing_ms: 0,
-            error: None,
+            ..crate::delivery::metadata::tests::sample()
         };
-        let recording = FinishedRecording { metadata: metadata.clone(), audio: vec![0xFF; 8].into() };
+        let recording =
+            FinishedRecording { metadata: metadata.clone(), audio: vec![0xFF; 8].into(), format: AudioFormat::Ulaw };
         let path = directory.write(&recording).await.unwrap();
         assert_eq!(path, directory.path().join(format!("{}.ul", metadata.recording_id)));
         assert_eq!(std::fs::read(&path).unwrap(), vec![0xFF; 8]);

@@ -17,6 +17,16 @@ pub struct Metadata {
     pub channel_name: String,
     pub caller_number: String,
     pub caller_name: String,
+    /// The other party at the end of the recording (the agent the call was
+    /// bridged to, say); empty when there was none.
+    pub connected_number: String,
+    pub connected_name: String,
+    /// Asterisk's call keys, to join recordings to CDR and CEL records.
+    pub linkedid: String,
+    pub accountcode: String,
+    /// Where the start marker was placed.
+    pub context: String,
+    pub exten: String,
     /// RFC 3339, UTC, milliseconds: the recording's first sample.
     pub started_at: String,
     /// RFC 3339, UTC, milliseconds: the stop marker or hangup.
@@ -24,15 +34,34 @@ pub struct Metadata {
     /// Equal to the audio's length.
     pub duration_ms: u64,
     pub end_reason: EndReason,
+    /// `ulaw` or `wav`.
     pub format: String,
     pub sample_rate: u32,
     pub channels: u16,
+    /// What each channel holds, in order, for stereo: `caller`, `callee`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<String>,
+    /// Length of the delivered file.
     pub bytes: u64,
     /// Silence inserted for packets that never came.
     pub missing_ms: u64,
+    /// Paused stretches, in recording time; with `pause=skip`, the points
+    /// where they were cut out (`start_ms == end_ms`).
+    pub masked: Vec<MaskedRange>,
+    /// The total paused time.
+    pub masked_ms: u64,
+    /// No sample rises above a low level in any track: nothing was heard.
+    pub silent: bool,
     /// What went wrong, when `end_reason` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// One paused stretch of a recording, in milliseconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskedRange {
+    pub start_ms: u64,
+    pub end_ms: u64,
 }
 
 /// Turns the monotonic instants the recorder works with into wall-clock time,
@@ -102,6 +131,12 @@ pub(crate) mod tests {
             channel_name: "PJSIP/lab-00000001".into(),
             caller_number: "".into(),
             caller_name: "".into(),
+            connected_number: "".into(),
+            connected_name: "".into(),
+            linkedid: "1764.1".into(),
+            accountcode: "".into(),
+            context: "ivr".into(),
+            exten: "100".into(),
             started_at: "2026-11-24T10:00:00.000Z".into(),
             ended_at: "2026-11-24T10:00:03.020Z".into(),
             duration_ms: 3020,
@@ -109,8 +144,12 @@ pub(crate) mod tests {
             format: "ulaw".into(),
             sample_rate: 8000,
             channels: 1,
+            tracks: Vec::new(),
             bytes: 24160,
             missing_ms: 0,
+            masked: Vec::new(),
+            masked_ms: 0,
+            silent: false,
             error: None,
         }
     }
@@ -144,10 +183,20 @@ pub(crate) mod tests {
             "channels",
             "bytes",
             "missing_ms",
+            "connected_number",
+            "connected_name",
+            "linkedid",
+            "accountcode",
+            "context",
+            "exten",
+            "masked",
+            "masked_ms",
+            "silent",
         ] {
             assert!(keys.contains(&key), "{key} missing");
         }
         assert!(!keys.contains(&"error"), "error only when there is one");
+        assert!(!keys.contains(&"tracks"), "tracks only for stereo");
         assert_eq!(value["end_reason"], "stop");
         assert_eq!(value["recording_id"], "00000000-0000-0000-0000-000000000000");
         let back: Metadata = serde_json::from_value(value).unwrap();

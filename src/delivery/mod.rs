@@ -18,13 +18,15 @@ pub use metadata::Metadata;
 pub use webhook::Webhook;
 
 use crate::metrics::Metrics;
+use crate::recording::encode::AudioFormat;
 
 /// A recording ready to leave callrec.
 #[derive(Debug, Clone)]
 pub struct FinishedRecording {
     pub metadata: Metadata,
-    /// Raw μ-law, mono, 8000 Hz.
+    /// The file: raw μ-law (`.ul`) or WAV, as `format` says.
     pub audio: Bytes,
+    pub format: AudioFormat,
 }
 
 /// Where finished recordings go.

@@ -1,6 +1,6 @@
 //! The storage webhook: each recording is POSTed as `multipart/form-data` with
 //! a `metadata` part (application/json) and an `audio` part (`<name>.ul`,
-//! audio/basic). A 2xx answer is success; anything else is retried with
+//! audio/basic, or `<name>.wav`, audio/wav). A 2xx answer is success; anything else is retried with
 //! backoff for the configured time. The URL may carry a token, so logs name
 //! only its scheme, host and port.
 
@@ -155,8 +155,8 @@ pub fn form(recording: &FinishedRecording) -> Form {
     let metadata = serde_json::to_string(&recording.metadata).expect("metadata serializes");
     let metadata = Part::text(metadata).mime_str("application/json").expect("a valid MIME type");
     let audio = Part::stream_with_length(recording.audio.clone(), recording.audio.len() as u64)
-        .file_name(format!("{}.ul", recording.metadata.name))
-        .mime_str("audio/basic")
+        .file_name(format!("{}.{}", recording.metadata.name, recording.format.extension()))
+        .mime_str(recording.format.content_type())
         .expect("a valid MIME type");
     Form::new().part("metadata", metadata).part("audio", audio)
 }
@@ -204,6 +204,7 @@ mod tests {
         let recording = FinishedRecording {
             metadata: crate::delivery::metadata::tests::sample(),
             audio: bytes::Bytes::from_static(&[0xFF; 160]),
+            format: crate::recording::encode::AudioFormat::Ulaw,
         };
         let sending = tokio::spawn(async move { webhook.send(&recording, &Metrics::default(), shutdown).await });
         tokio::time::sleep(Duration::from_millis(100)).await;

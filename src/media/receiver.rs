@@ -4,6 +4,11 @@
 //! header in place, looks the source address up, and copies the payload into
 //! that recording's buffer. The recorder talks to it through commands.
 //!
+//! A recording has one stream per track (stereo: two), each from its own
+//! source, on one timeline: it begins when every stream has sent its first
+//! packet. While a recording is paused, its payloads never reach memory:
+//! the mask turns them into silence as they are copied.
+//!
 //! Source addresses are compared in canonical form: on a dual-stack `[::]`
 //! socket IPv4 RTP arrives from `[::ffff:a.b.c.d]:p`, while Asterisk reports
 //! `a.b.c.d:p`.
@@ -20,7 +25,7 @@ use tracing::{debug, warn};
 
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::metrics::Metrics;
-use crate::recording::{CapturedAudio, Placement, StreamBuffer};
+use crate::recording::{CapturedAudio, CapturedRecording, Mask, Placement, StreamBuffer};
 use crate::session::RecordingId;
 use crate::ulaw::SAMPLE_RATE;
 
@@ -29,22 +34,44 @@ const RESERVED_SAMPLES: u64 = 60 * SAMPLE_RATE as u64;
 /// Datagrams read per wake-up before commands get a turn.
 const BATCH: usize = 512;
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+/// A recording whose RTP stopped for this long while its call lives has
+/// lost its capture (its externalMedia channel or bridge was removed, say).
+pub const NO_MEDIA_AFTER: Duration = Duration::from_secs(2);
+/// How often running recordings are checked for that.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
+/// A pause masks from this long before the marker reached callrec (20 ms):
+/// the marker's event and the audio before it race each other here.
+const PAUSE_GUARD_SAMPLES: u64 = 160;
+/// A resume unmasks no earlier than this long after the marker (20 ms)...
+const RESUME_GUARD_SAMPLES: u64 = 160;
+/// ...nor before this much audio beyond what had arrived when it came (two
+/// 20 ms packets): audio still on its way then was said before the marker.
+const IN_FLIGHT_SAMPLES: u64 = 320;
 
 /// What the recorder asks of the media task.
 #[derive(Debug)]
 pub enum MediaCommand {
-    /// Route RTP from `source` into a new buffer for `recording`.
-    Listen { recording: RecordingId, source: SocketAddr },
-    /// End the recording's stream at `total_samples` and hand its audio over
+    /// Route RTP from `source` into stream `stream` of the recording's
+    /// `streams` (its tracks, in channel order).
+    Listen { recording: RecordingId, stream: usize, streams: usize, source: SocketAddr },
+    /// Keep the recording's audio out of memory from the marker seen at `at`.
+    Pause { recording: RecordingId, at: Instant },
+    /// Let it in again from the marker seen at `at`.
+    Resume { recording: RecordingId, at: Instant },
+    /// End the recording's streams at `total_samples` and hand its audio over
     /// (`None` if it never listened).
-    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedAudio>> },
+    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedRecording>> },
 }
 
 /// What the media task tells the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// The first packet of a recording arrived at `at`: its first sample.
+    /// The first packet of every stream of a recording has arrived, the last
+    /// at `at`: the recording's first sample.
     CaptureStarted { recording: RecordingId, at: Instant },
+    /// A stream of a running recording has had no RTP for `NO_MEDIA_AFTER`;
+    /// its last audio arrived at `last_audio_at`. Told once.
+    NoMedia { recording: RecordingId, last_audio_at: Instant },
 }
 
 /// The recorder's side: where RTP must be sent, and the command channel.
@@ -55,13 +82,21 @@ pub struct MediaHandle {
 }
 
 impl MediaHandle {
-    pub fn listen(&self, recording: RecordingId, source: SocketAddr) {
-        let _ = self.commands.send(MediaCommand::Listen { recording, source });
+    pub fn listen(&self, recording: RecordingId, stream: usize, streams: usize, source: SocketAddr) {
+        let _ = self.commands.send(MediaCommand::Listen { recording, stream, streams, source });
     }
 
-    /// The recording's audio, exactly `total_samples` long, or `None` if it
-    /// never captured anything.
-    pub async fn take(&self, recording: RecordingId, total_samples: u64) -> Option<CapturedAudio> {
+    pub fn pause(&self, recording: RecordingId, at: Instant) {
+        let _ = self.commands.send(MediaCommand::Pause { recording, at });
+    }
+
+    pub fn resume(&self, recording: RecordingId, at: Instant) {
+        let _ = self.commands.send(MediaCommand::Resume { recording, at });
+    }
+
+    /// The recording's audio, every track exactly `total_samples` long, or
+    /// `None` if it never captured anything.
+    pub async fn take(&self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(MediaCommand::Take { recording, total_samples, reply }).ok()?;
         answer.await.ok().flatten()
@@ -73,18 +108,68 @@ pub struct MediaReceiver {
     socket: UdpSocket,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    routes: HashMap<SocketAddr, RecordingId>,
-    streams: HashMap<RecordingId, Stream>,
+    /// Source address -> recording and stream index.
+    routes: HashMap<SocketAddr, (RecordingId, usize)>,
+    captures: HashMap<RecordingId, Capture>,
     max_samples: u64,
     metrics: Arc<Metrics>,
     unknown_source_warning: Throttle,
     malformed_warning: Throttle,
 }
 
+/// The streams of one recording, on one timeline.
+struct Capture {
+    streams: Vec<Stream>,
+    /// Sample 0 of every stream: the arrival of the packet that completed
+    /// the set (every stream had one). Earlier packets are dropped.
+    origin: Option<Instant>,
+    mask: Mask,
+    /// `MediaEvent::NoMedia` was sent.
+    stalled: bool,
+}
+
 struct Stream {
     buffer: StreamBuffer,
-    /// Arrival of the first packet: sample 0 of the recording.
-    first_arrival: Option<Instant>,
+    /// When its latest packet with audio arrived; `None` before the first.
+    last_arrival: Option<Instant>,
+}
+
+impl Capture {
+    fn new(streams: usize, max_samples: u64) -> Self {
+        let streams = (0..streams)
+            .map(|_| Stream { buffer: StreamBuffer::new(max_samples, RESERVED_SAMPLES), last_arrival: None })
+            .collect();
+        Capture { streams, origin: None, mask: Mask::default(), stalled: false }
+    }
+
+    /// The sample of the recording's timeline that `at` falls on (0 before it began).
+    fn sample_at(&self, at: Instant) -> u64 {
+        self.origin.map_or(0, |origin| samples_between(origin, at))
+    }
+
+    /// Pause: masked from the marker, less a guard, on.
+    fn pause(&mut self, at: Instant) {
+        let from = self.sample_at(at).saturating_sub(PAUSE_GUARD_SAMPLES);
+        self.mask.pause(from);
+        for stream in &mut self.streams {
+            stream.buffer.blank_from(from);
+        }
+    }
+
+    /// Resume: everything already held, and what was still on its way when
+    /// the marker came, was said before it; masked up to past both.
+    fn resume(&mut self, at: Instant) {
+        let held = self.streams.iter().map(|stream| stream.buffer.len()).max().unwrap_or(0);
+        let until = (self.sample_at(at) + RESUME_GUARD_SAMPLES).max(held + IN_FLIGHT_SAMPLES);
+        self.mask.resume(until);
+    }
+
+    /// The stream whose audio stopped longest ago, if that is over `NO_MEDIA_AFTER`.
+    fn stalled_since(&self, now: Instant) -> Option<Instant> {
+        self.origin?;
+        let oldest = self.streams.iter().filter_map(|stream| stream.last_arrival).min()?;
+        (now.duration_since(oldest) >= NO_MEDIA_AFTER).then_some(oldest)
+    }
 }
 
 /// Binds the media socket. RTP for every recording arrives here.
@@ -118,7 +203,7 @@ pub fn bind(
         commands: command_rx,
         events,
         routes: HashMap::new(),
-        streams: HashMap::new(),
+        captures: HashMap::new(),
         max_samples,
         metrics,
         unknown_source_warning: Throttle::default(),
@@ -132,6 +217,8 @@ impl MediaReceiver {
     /// serving until the recorder has collected every recording.
     pub async fn run(mut self) {
         let mut datagram = [0u8; 2048];
+        let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -145,6 +232,11 @@ impl MediaReceiver {
                         continue;
                     }
                     self.drain(&mut datagram);
+                }
+                _ = watchdog.tick() => {
+                    // What waits in the socket counts before anyone is called silent.
+                    self.drain(&mut datagram);
+                    self.check_for_silence(Instant::now());
                 }
             }
         }
@@ -167,7 +259,7 @@ impl MediaReceiver {
 
     fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         let from = canonical(from);
-        let Some(recording) = self.routes.get(&from).copied() else {
+        let Some(&(recording, index)) = self.routes.get(&from) else {
             self.metrics.rtp_unknown_source.inc();
             if self.unknown_source_warning.ready(now) {
                 warn!(%from, "dropping datagrams from an address no recording listens to");
@@ -193,15 +285,28 @@ impl MediaReceiver {
             self.metrics.rtp_empty.inc();
             return;
         }
-        let Some(stream) = self.streams.get_mut(&recording) else {
+        let Some(capture) = self.captures.get_mut(&recording) else {
             return;
         };
-        let first_arrival = *stream.first_arrival.get_or_insert_with(|| {
-            let _ = self.events.send(MediaEvent::CaptureStarted { recording, at: now });
-            now
-        });
-        let arrival = now.duration_since(first_arrival).as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000;
-        let placement = stream.buffer.place(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, arrival);
+        let Capture { streams, origin, mask, .. } = capture;
+        let Some(stream) = streams.get_mut(index) else { return };
+        stream.last_arrival = Some(now);
+        let origin = match origin {
+            Some(origin) => *origin,
+            None if streams.iter().all(|stream| stream.last_arrival.is_some()) => {
+                let _ = self.events.send(MediaEvent::CaptureStarted { recording, at: now });
+                *origin.insert(now)
+            }
+            None => {
+                // Before the last stream started: not on the timeline yet.
+                self.metrics.rtp_before_start.inc();
+                return;
+            }
+        };
+        let stream = &mut streams[index];
+        let arrival = samples_between(origin, now);
+        let placement =
+            stream.buffer.place_masked(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, arrival, mask);
         self.metrics.rtp_packets.inc();
         match placement {
             Placement::Appended => {}
@@ -214,27 +319,56 @@ impl MediaReceiver {
         }
     }
 
+    fn check_for_silence(&mut self, now: Instant) {
+        for (recording, capture) in &mut self.captures {
+            if capture.stalled {
+                continue;
+            }
+            if let Some(last_audio_at) = capture.stalled_since(now) {
+                capture.stalled = true;
+                let _ = self.events.send(MediaEvent::NoMedia { recording: *recording, last_audio_at });
+            }
+        }
+    }
+
     fn handle_command(&mut self, command: MediaCommand) {
         match command {
-            MediaCommand::Listen { recording, source } => {
-                // A source port reused by a newer recording belongs to it.
-                self.routes.insert(canonical(source), recording);
-                self.streams.insert(
-                    recording,
-                    Stream { buffer: StreamBuffer::new(self.max_samples, RESERVED_SAMPLES), first_arrival: None },
-                );
+            MediaCommand::Listen { recording, stream, streams, source } => {
+                let max_samples = self.max_samples;
+                let capture = self.captures.entry(recording).or_insert_with(|| Capture::new(streams, max_samples));
+                if stream < capture.streams.len() {
+                    // A source port reused by a newer recording belongs to it.
+                    self.routes.insert(canonical(source), (recording, stream));
+                }
+            }
+            MediaCommand::Pause { recording, at } => {
+                if let Some(capture) = self.captures.get_mut(&recording) {
+                    capture.pause(at);
+                }
+            }
+            MediaCommand::Resume { recording, at } => {
+                if let Some(capture) = self.captures.get_mut(&recording) {
+                    capture.resume(at);
+                }
             }
             MediaCommand::Take { recording, total_samples, reply } => {
-                self.routes.retain(|_, routed| *routed != recording);
-                let audio = self.streams.remove(&recording).map(|stream| {
-                    let audio = stream.buffer.finish(total_samples);
-                    self.metrics.rtp_resyncs.add(audio.stats.resyncs);
-                    audio
+                self.routes.retain(|_, (routed, _)| *routed != recording);
+                let audio = self.captures.remove(&recording).map(|capture| {
+                    let tracks: Vec<CapturedAudio> =
+                        capture.streams.into_iter().map(|stream| stream.buffer.finish(total_samples)).collect();
+                    self.metrics.rtp_resyncs.add(tracks.iter().map(|track| track.stats.resyncs).sum());
+                    let total = tracks.first().map_or(0, |track| track.ulaw.len() as u64);
+                    CapturedRecording { tracks, masked: capture.mask.ranges(total) }
                 });
                 let _ = reply.send(audio);
             }
         }
     }
+}
+
+/// Samples of the timeline from `origin` to `at` (0 if `at` is earlier).
+fn samples_between(origin: Instant, at: Instant) -> u64 {
+    at.saturating_duration_since(origin).as_micros() as u64 * u64::from(SAMPLE_RATE) / 1_000_000
 }
 
 /// The form source addresses are routed by: IPv4-mapped IPv6 addresses as
@@ -261,6 +395,7 @@ impl Throttle {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use std::net::{Ipv6Addr, SocketAddrV6};
 
@@ -268,6 +403,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::ulaw;
 
     const FRAME: u32 = 160;
 
@@ -300,14 +436,19 @@ mod tests {
 
     impl Harness {
         fn listen(&mut self, recording: RecordingId, source: &str) {
-            self.receiver.handle_command(MediaCommand::Listen { recording, source: source.parse().unwrap() });
+            self.listen_stream(recording, 0, 1, source);
+        }
+
+        fn listen_stream(&mut self, recording: RecordingId, stream: usize, streams: usize, source: &str) {
+            let source = source.parse().unwrap();
+            self.receiver.handle_command(MediaCommand::Listen { recording, stream, streams, source });
         }
 
         fn receive(&mut self, datagram: &[u8], from: &str, now: Instant) {
             self.receiver.handle_datagram(datagram, from.parse().unwrap(), now);
         }
 
-        fn take(&mut self, recording: RecordingId, total_samples: u64) -> Option<CapturedAudio> {
+        fn take(&mut self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
             let (reply, mut answer) = oneshot::channel();
             self.receiver.handle_command(MediaCommand::Take { recording, total_samples, reply });
             answer.try_recv().unwrap()
@@ -376,7 +517,7 @@ mod tests {
         let metrics = &media.metrics;
         assert_eq!((metrics.rtp_before_start.get(), metrics.rtp_stale.get()), (1, 1));
         assert_eq!((metrics.rtp_late.get(), metrics.rtp_duplicates.get()), (0, 0));
-        let audio = media.take(recording, 199 * u64::from(FRAME)).unwrap();
+        let audio = media.take(recording, 199 * u64::from(FRAME)).unwrap().tracks.remove(0);
         let frames: Vec<u8> = audio.ulaw.chunks(FRAME as usize).map(|chunk| chunk[0]).collect();
         assert_eq!(frames, (1..200).map(|n| n as u8).collect::<Vec<_>>());
         assert_eq!(audio.stats.resyncs, 0);
@@ -392,7 +533,7 @@ mod tests {
         tokio::spawn(receiver.run());
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let recording = Uuid::new_v4();
-        media.listen(recording, sender.local_addr().unwrap());
+        media.listen(recording, 0, 1, sender.local_addr().unwrap());
         let target = SocketAddr::from(([127, 0, 0, 1], media.local_addr.port()));
         // Sent until it arrives: one sent before the listen command was
         // handled counts as an unknown source.
@@ -404,10 +545,129 @@ mod tests {
                     assert!(metrics.rtp_packets.get() >= 1);
                     return;
                 }
+                Ok(Some(other)) => panic!("unexpected {other:?}"),
                 Ok(None) => panic!("the media task ended"),
                 Err(_) => continue,
             }
         }
         panic!("no capture after 50 packets; {} from unknown sources", metrics.rtp_unknown_source.get());
+    }
+
+    /// Frame `n` of a stream with its own SSRC and a timestamp base: what a
+    /// second externalMedia channel sends.
+    fn frame_of(ssrc: u32, base: u32, n: u32, byte: u8) -> Vec<u8> {
+        let mut header = [0u8; 12];
+        rtp::write_header(&mut header, n as u16, base.wrapping_add(n * FRAME), ssrc);
+        [&header[..], &[byte; FRAME as usize][..]].concat()
+    }
+
+    #[tokio::test]
+    async fn stereo_starts_when_both_streams_have_arrived_and_stays_aligned_under_loss() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        let (left, right) = ("192.0.2.10:4000", "192.0.2.10:4002");
+        media.listen_stream(recording, 0, 2, left);
+        media.listen_stream(recording, 1, 2, right);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // The left stream starts 30 ms before the right one: its first packets
+        // come before the recording begins.
+        media.receive(&frame_of(1, 1000, 0, 0x10), left, at(0));
+        media.receive(&frame_of(1, 1000, 1, 0x11), left, at(20));
+        assert_eq!(media.events.try_recv(), Err(TryRecvError::Empty), "not before both streams");
+        media.receive(&frame_of(2, 90_000, 0, 0x20), right, at(30));
+        assert_eq!(media.events.try_recv(), Ok(MediaEvent::CaptureStarted { recording, at: at(30) }));
+        // From there, 100 frames each; the right stream loses frames 40..50 and
+        // the left one stalls for 200 ms, then catches up in a burst.
+        for n in 1..101u32 {
+            if !(40..50).contains(&n) {
+                media.receive(&frame_of(2, 90_000, n, 0x21), right, at(30 + 20 * u64::from(n)));
+            }
+        }
+        for n in 2..102u32 {
+            let arrival = if (50..60).contains(&n) { at(20 * 60) } else { at(20 * u64::from(n)) };
+            media.receive(&frame_of(1, 1000, n, 0x12), left, arrival);
+        }
+        let audio = media.take(recording, 101 * u64::from(FRAME)).unwrap();
+        let [left, right] = &audio.tracks[..] else { panic!("two tracks") };
+        assert_eq!(left.ulaw.len(), right.ulaw.len(), "one timeline");
+        // Each stream is anchored where its first packet on the timeline
+        // arrived: left at 10 ms (its packet of 40 ms), right at 0.
+        let first_left = left.ulaw.iter().position(|&b| b == 0x12).unwrap();
+        assert_eq!(first_left, 80, "left starts 10 ms in");
+        assert_eq!(right.ulaw[..FRAME as usize], [0x20; FRAME as usize]);
+        // The right stream's loss is silence exactly where it belongs.
+        let lost = 40 * FRAME as usize..50 * FRAME as usize;
+        assert!(right.ulaw[lost.clone()].iter().all(|&b| b == ulaw::SILENCE));
+        assert_eq!(right.missing_samples, 10 * u64::from(FRAME));
+        assert!(right.ulaw[lost.end..lost.end + FRAME as usize].iter().all(|&b| b == 0x21));
+        // The left stall lost nothing: every frame sits at its timestamp.
+        assert_eq!(left.missing_samples, 160, "10 ms before its first packet and after its last");
+        assert!(left.ulaw[first_left..first_left + 100 * FRAME as usize].iter().all(|&b| b == 0x12));
+        assert_eq!(media.metrics.rtp_before_start.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn paused_audio_never_reaches_the_buffer_and_the_mask_is_reported() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        let source = "192.0.2.10:4000";
+        media.listen(recording, source);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for n in 0..100u32 {
+            if n == 25 {
+                media.receiver.handle_command(MediaCommand::Pause { recording, at: at(500) });
+            }
+            if n == 75 {
+                media.receiver.handle_command(MediaCommand::Resume { recording, at: at(1500) });
+            }
+            media.receive(&pcmu(n as u16, n * FRAME, &[0x42; FRAME as usize]), source, at(20 * u64::from(n)));
+        }
+        let audio = media.take(recording, 100 * u64::from(FRAME)).unwrap();
+        // Paused 20 ms before the marker, resumed 40 ms after the audio held then.
+        assert_eq!(audio.masked, [3840..12320]);
+        let track = &audio.tracks[0].ulaw;
+        assert!(track[..3840].iter().all(|&b| b == 0x42));
+        assert!(track[3840..12320].iter().all(|&b| b == ulaw::SILENCE), "nothing paused in memory");
+        assert!(track[12320..].iter().all(|&b| b == 0x42));
+        assert_eq!(audio.tracks[0].missing_samples, 0, "masked is not missing");
+    }
+
+    #[tokio::test]
+    async fn a_pause_that_arrives_after_its_audio_blanks_what_it_covers() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        let source = "192.0.2.10:4000";
+        media.listen(recording, source);
+        let t0 = Instant::now();
+        for n in 0..50u32 {
+            let arrival = t0 + Duration::from_millis(20 * u64::from(n));
+            media.receive(&pcmu(n as u16, n * FRAME, &[0x42; FRAME as usize]), source, arrival);
+        }
+        // The marker was seen at 800 ms, after audio up to 1000 ms was held.
+        media.receiver.handle_command(MediaCommand::Pause { recording, at: t0 + Duration::from_millis(800) });
+        let audio = media.take(recording, 50 * u64::from(FRAME)).unwrap();
+        assert_eq!(audio.masked, [6240..8000]);
+        assert!(audio.tracks[0].ulaw[6240..].iter().all(|&b| b == ulaw::SILENCE));
+    }
+
+    #[tokio::test]
+    async fn a_recording_whose_rtp_stops_is_reported_once() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        let source = "192.0.2.10:4000";
+        media.listen(recording, source);
+        let t0 = Instant::now();
+        media.receive(&frame(0), source, t0);
+        media.receive(&frame(1), source, t0 + Duration::from_millis(20));
+        let _ = media.events.try_recv();
+        media.receiver.check_for_silence(t0 + Duration::from_millis(2010));
+        assert_eq!(media.events.try_recv(), Err(TryRecvError::Empty), "not before 2 s");
+        media.receiver.check_for_silence(t0 + Duration::from_millis(2030));
+        let last_audio_at = t0 + Duration::from_millis(20);
+        assert_eq!(media.events.try_recv(), Ok(MediaEvent::NoMedia { recording, last_audio_at }));
+        media.receiver.check_for_silence(t0 + Duration::from_millis(5000));
+        assert_eq!(media.events.try_recv(), Err(TryRecvError::Empty), "once");
     }
 }

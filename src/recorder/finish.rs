@@ -1,33 +1,51 @@
 //! The end of a recording's path through the recorder: once a session says a
 //! recording is finished, this lets RTP still in flight land, takes the audio
-//! from the media task (cut or padded to the wall-clock length), then at the
-//! same time tears down the snoop, externalMedia channel and bridge and hands
-//! the recording with its metadata to delivery.
+//! from the media task (every track cut or padded to the wall-clock length),
+//! assembles the delivered file and its metadata away from the media task
+//! (pause cuts, silence check, WAV encoding), then at the same time tears
+//! down the snoop, externalMedia channels and bridges and hands the recording
+//! to delivery — unless it is shorter than its `min`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
-use crate::delivery::metadata::{rfc3339, samples_in, WallClock};
-use crate::delivery::{Delivery, FinishedRecording, Metadata};
+use crate::delivery::metadata::{rfc3339, samples_in, MaskedRange, Metadata, WallClock};
+use crate::delivery::{Delivery, FinishedRecording};
+use crate::markers::PauseMode;
 use crate::media::MediaHandle;
 use crate::metrics::Metrics;
+use crate::recording::encode::{self, AudioFormat};
+use crate::recording::{mask, CapturedRecording};
 use crate::resources::ResourceIds;
-use crate::session::Finished;
+use crate::session::{Finished, Track};
 use crate::ulaw;
 
 /// Time given to RTP still in flight after a recording ends, before its
 /// stream is collected and its resources are torn down.
 const DRAIN: Duration = Duration::from_millis(200);
+/// A recording none of whose samples rises above this level (about -54 dBFS)
+/// is reported `silent`.
+const SILENT_LEVEL: i16 = 64;
+
+/// Facts about the call a recording's metadata carries, gathered at its start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CallKeys {
+    pub linkedid: String,
+    /// Where the start marker was placed.
+    pub context: String,
+    pub exten: String,
+}
 
 /// Everything needed to finish one recording, away from the recorder's loop.
 pub(super) struct FinishJob {
     pub finished: Finished,
+    /// The call as last seen (its connected party at the end).
     pub channel: Channel,
-    pub ids: ResourceIds,
+    pub keys: CallKeys,
     pub ari: AriClient,
     pub media: MediaHandle,
     pub delivery: Delivery,
@@ -37,41 +55,126 @@ pub(super) struct FinishJob {
 
 impl FinishJob {
     pub async fn run(self) {
-        let FinishJob { finished, channel, ids, ari, media, delivery, metrics, clock } = self;
+        let FinishJob { finished, channel, keys, ari, media, delivery, metrics, clock } = self;
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
-        let audio = media.take(finished.recording, total_samples).await;
-        let (ulaw, missing_samples) = match audio {
-            Some(audio) => (audio.ulaw, audio.missing_samples),
-            None => (vec![ulaw::SILENCE; total_samples as usize], total_samples),
-        };
-        let started_at = finished.started_at.unwrap_or(finished.ended_at);
-        let bytes = ulaw.len() as u64;
-        let metadata = Metadata {
-            recording_id: finished.recording,
-            name: finished.name,
-            channel_id: channel.id,
-            channel_name: channel.name,
-            caller_number: channel.caller.number,
-            caller_name: channel.caller.name,
-            started_at: rfc3339(clock.at(started_at)),
-            ended_at: rfc3339(clock.at(finished.ended_at)),
-            duration_ms: ulaw::millis(bytes),
-            end_reason: finished.reason,
-            format: "ulaw".into(),
-            sample_rate: ulaw::SAMPLE_RATE,
-            channels: 1,
-            bytes,
-            missing_ms: ulaw::millis(missing_samples),
-            error: finished.error,
-        };
+        let captured = media.take(finished.recording, total_samples).await;
+        let tracks = finished.options.tracks();
+        let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks);
+        let recording =
+            tokio::task::spawn_blocking(move || assemble(&finished, &channel, &keys, captured, total_samples, clock));
         // Side by side: a slow Asterisk must not hold up delivery, nor a slow
         // webhook the removal of the capture channels.
-        tokio::join!(
-            teardown(&ari, &metrics, vec![ids.snoop, ids.media], vec![ids.bridge]),
-            delivery.deliver(FinishedRecording { metadata, audio: ulaw.into() }),
-        );
+        let deliver = async {
+            match recording.await {
+                Ok(recording) => deliver_unless_too_short(&delivery, &metrics, recording).await,
+                Err(error) => warn!(%error, "assembling a recording failed"),
+            }
+        };
+        tokio::join!(teardown(&ari, &metrics, channels, bridges), deliver);
     }
+}
+
+async fn deliver_unless_too_short(
+    delivery: &Delivery,
+    metrics: &Metrics,
+    (recording, min): (FinishedRecording, Duration),
+) {
+    let meta = &recording.metadata;
+    if Duration::from_millis(meta.duration_ms) < min {
+        metrics.recordings_too_short.inc();
+        info!(
+            recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
+            min_ms = min.as_millis() as u64, "recording shorter than its min: not delivered"
+        );
+        return;
+    }
+    delivery.deliver(recording).await;
+}
+
+/// The delivered file and its metadata, from what the media task captured
+/// (`None`: nothing ever arrived, so silence of the recording's length).
+/// Returns the recording's `min` beside it.
+pub(super) fn assemble(
+    finished: &Finished,
+    channel: &Channel,
+    keys: &CallKeys,
+    captured: Option<CapturedRecording>,
+    total_samples: u64,
+    clock: WallClock,
+) -> (FinishedRecording, Duration) {
+    let tracks = finished.options.tracks();
+    let captured = captured.unwrap_or_else(|| CapturedRecording {
+        tracks: tracks
+            .iter()
+            .map(|_| crate::recording::CapturedAudio {
+                ulaw: vec![ulaw::SILENCE; total_samples as usize],
+                missing_samples: total_samples,
+                stats: Default::default(),
+            })
+            .collect(),
+        masked: Vec::new(),
+    });
+    let missing_samples = captured.tracks.iter().map(|track| track.missing_samples).max().unwrap_or(0);
+    let masked_samples: u64 = captured.masked.iter().map(|range| range.end - range.start).sum();
+    let (audio_tracks, masked): (Vec<Vec<u8>>, Vec<MaskedRange>) = match finished.options.pause {
+        PauseMode::Silence => (
+            captured.tracks.into_iter().map(|track| track.ulaw).collect(),
+            captured.masked.iter().map(|range| masked_range(range.start, range.end)).collect(),
+        ),
+        PauseMode::Skip => (
+            captured.tracks.iter().map(|track| mask::cut(&track.ulaw, &captured.masked)).collect(),
+            mask::cut_points(&captured.masked).into_iter().map(|point| masked_range(point, point)).collect(),
+        ),
+    };
+    let samples = audio_tracks.first().map_or(0, |track| track.len() as u64);
+    let silent = audio_tracks.iter().flatten().all(|&byte| ulaw::decode(byte).unsigned_abs() <= SILENT_LEVEL as u16);
+    let slices: Vec<&[u8]> = audio_tracks.iter().map(Vec::as_slice).collect();
+    let (format, audio) = match encode::encode(finished.options.format, &slices) {
+        Ok(audio) => (finished.options.format, audio),
+        Err(error) => {
+            // Options never ask for this; keep the audio rather than lose it.
+            warn!(%error, "cannot encode the recording as asked; delivering WAV");
+            (AudioFormat::Wav, encode::encode(AudioFormat::Wav, &slices).unwrap_or_default())
+        }
+    };
+    let started_at = finished.started_at.unwrap_or(finished.ended_at);
+    let metadata = Metadata {
+        recording_id: finished.recording,
+        name: finished.name.clone(),
+        channel_id: channel.id.clone(),
+        channel_name: channel.name.clone(),
+        caller_number: channel.caller.number.clone(),
+        caller_name: channel.caller.name.clone(),
+        connected_number: channel.connected.number.clone(),
+        connected_name: channel.connected.name.clone(),
+        linkedid: keys.linkedid.clone(),
+        accountcode: channel.accountcode.clone(),
+        context: keys.context.clone(),
+        exten: keys.exten.clone(),
+        started_at: rfc3339(clock.at(started_at)),
+        ended_at: rfc3339(clock.at(finished.ended_at)),
+        duration_ms: ulaw::millis(samples),
+        end_reason: finished.reason,
+        format: format.metadata_name().into(),
+        sample_rate: ulaw::SAMPLE_RATE,
+        channels: tracks.len() as u16,
+        tracks: match tracks {
+            [Track::Both] => Vec::new(),
+            tracks => tracks.iter().map(|track| track.label().to_string()).collect(),
+        },
+        bytes: audio.len() as u64,
+        missing_ms: ulaw::millis(missing_samples),
+        masked,
+        masked_ms: ulaw::millis(masked_samples),
+        silent,
+        error: finished.error.clone(),
+    };
+    (FinishedRecording { metadata, audio: audio.into(), format }, finished.options.min)
+}
+
+fn masked_range(start: u64, end: u64) -> MaskedRange {
+    MaskedRange { start_ms: ulaw::millis(start), end_ms: ulaw::millis(end) }
 }
 
 /// Destroys bridges and hangs up channels; what is already gone is fine.
@@ -87,5 +190,97 @@ pub(super) async fn teardown(ari: &AriClient, metrics: &Metrics, channels: Vec<S
             metrics.teardown_failures.inc();
             warn!(%channel, %error, "could not hang up a recording channel");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::markers::{Channels, RecordingOptions};
+    use crate::recording::CapturedAudio;
+    use crate::session::EndReason;
+
+    fn options(channels: Channels, format: AudioFormat, pause: PauseMode) -> RecordingOptions {
+        RecordingOptions { channels, format, pause, max: Duration::from_secs(60), min: Duration::ZERO }
+    }
+
+    fn finished(options: RecordingOptions, samples: u64) -> Finished {
+        let started_at = Instant::now();
+        Finished {
+            recording: uuid::Uuid::new_v4(),
+            name: "n".into(),
+            options,
+            started_at: Some(started_at),
+            ended_at: started_at + Duration::from_micros(samples * 125),
+            reason: EndReason::Stop,
+            error: None,
+        }
+    }
+
+    fn track(ulaw: Vec<u8>) -> CapturedAudio {
+        CapturedAudio { ulaw, missing_samples: 0, stats: Default::default() }
+    }
+
+    fn tone(samples: usize) -> Vec<u8> {
+        (0..samples).map(|n| ulaw::encode(if n % 2 == 0 { 8000 } else { -8000 })).collect()
+    }
+
+    fn keys() -> CallKeys {
+        CallKeys { linkedid: "1764.7".into(), context: "ivr".into(), exten: "100".into() }
+    }
+
+    #[test]
+    fn a_mono_recording_is_its_ulaw_with_the_call_keys() {
+        let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 8000);
+        let mut channel = Channel { id: "1764.7".into(), name: "PJSIP/a-1".into(), ..Default::default() };
+        channel.connected.number = "2001".into();
+        channel.accountcode = "acct".into();
+        let captured = CapturedRecording { tracks: vec![track(tone(8000))], masked: Vec::new() };
+        let (recording, _) = assemble(&finished, &channel, &keys(), Some(captured), 8000, WallClock::now());
+        let meta = &recording.metadata;
+        assert_eq!(recording.audio.len(), 8000);
+        assert_eq!((meta.format.as_str(), meta.channels, meta.bytes, meta.duration_ms), ("ulaw", 1, 8000, 1000));
+        assert!(meta.tracks.is_empty() && !meta.silent && meta.masked.is_empty());
+        assert_eq!((meta.linkedid.as_str(), meta.context.as_str(), meta.exten.as_str()), ("1764.7", "ivr", "100"));
+        assert_eq!((meta.connected_number.as_str(), meta.accountcode.as_str()), ("2001", "acct"));
+    }
+
+    #[test]
+    fn pause_as_silence_keeps_the_length_and_reports_the_range() {
+        let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 16000);
+        let captured = CapturedRecording { tracks: vec![track(tone(16000))], masked: [4000..12000].into() };
+        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
+        let meta = &recording.metadata;
+        assert_eq!(meta.duration_ms, 2000);
+        assert_eq!(meta.masked, vec![MaskedRange { start_ms: 500, end_ms: 1500 }]);
+        assert_eq!(meta.masked_ms, 1000);
+    }
+
+    #[test]
+    fn pause_as_skip_cuts_every_track_and_reports_where() {
+        let finished = finished(options(Channels::Stereo, AudioFormat::Wav, PauseMode::Skip), 16000);
+        let captured =
+            CapturedRecording { tracks: vec![track(tone(16000)), track(tone(16000))], masked: [4000..12000].into() };
+        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
+        let meta = &recording.metadata;
+        assert_eq!((meta.duration_ms, meta.masked_ms), (1000, 1000));
+        assert_eq!(meta.masked, vec![MaskedRange { start_ms: 500, end_ms: 500 }]);
+        assert_eq!((meta.format.as_str(), meta.channels), ("wav", 2));
+        assert_eq!(meta.tracks, vec!["caller", "callee"]);
+        assert_eq!(meta.bytes, recording.audio.len() as u64);
+    }
+
+    #[test]
+    fn silence_is_reported_and_nothing_captured_is_all_missing() {
+        let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 800);
+        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), None, 800, WallClock::now());
+        assert!(recording.metadata.silent);
+        assert_eq!((recording.metadata.missing_ms, recording.metadata.duration_ms), (100, 100));
+        let quiet = CapturedRecording { tracks: vec![track(vec![ulaw::encode(40); 800])], masked: Vec::new() };
+        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(quiet), 800, WallClock::now());
+        assert!(recording.metadata.silent, "a faint hiss is still silent");
     }
 }

@@ -22,17 +22,17 @@ use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
 use crate::delivery::metadata::WallClock;
 use crate::delivery::Delivery;
-use crate::marker::{self, MarkerError};
+use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
 use crate::resources::{self, ResourceIds};
-use crate::session::{Action, EndReason, Finished, Ignored, MarkerCommand, RecordingId, Resource, Session};
+use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session, Track};
 
 mod finish;
 mod reconcile;
 mod release;
 
-use finish::{teardown, FinishJob};
+use finish::{teardown, CallKeys, FinishJob};
 
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
@@ -46,6 +46,8 @@ pub struct RecorderParts {
     pub delivery: Delivery,
     pub metrics: Arc<Metrics>,
     pub capture_timeout: Duration,
+    /// The options a start marker does not give.
+    pub defaults: RecordingOptions,
 }
 
 /// Results of the recorder's own tasks, fed back into its loop.
@@ -92,6 +94,12 @@ pub(crate) enum TaskResult {
     CallGone {
         call: String,
     },
+    /// What the call's keys and the start marker's place in the dialplan
+    /// were read to be.
+    CallKeys {
+        recording: RecordingId,
+        keys: CallKeys,
+    },
     /// A channel sat in this Stasis application across two looks a while
     /// apart (e.g. held by a callrec that crashed).
     MaybeStranded {
@@ -118,10 +126,17 @@ struct Call {
 /// The recording resources that exist for a running recording.
 struct Live {
     call: String,
-    ids: ResourceIds,
-    /// The snoop channel's name, from its StasisStart (which capture waits
-    /// for), for the dialplan (see `marker::SNOOP_VARIABLE`).
-    snoop_name: Option<String>,
+    tracks: &'static [Track],
+    /// The snoop channels' names, from their StasisStart (which capture
+    /// waits for), for the dialplan (see `markers::SNOOP_VARIABLE`).
+    snoop_names: Vec<(Track, String)>,
+    keys: CallKeys,
+}
+
+impl Live {
+    fn ids(&self, app: &str, recording: RecordingId, track: Track) -> ResourceIds {
+        ResourceIds::new(app, recording, track)
+    }
 }
 
 pub struct Recorder {
@@ -207,7 +222,7 @@ impl Recorder {
                     );
                 }
             }
-            AriMessage::Event(event) => self.handle_event(event),
+            AriMessage::Event(event) => self.handle_event(*event),
         }
     }
 
@@ -216,8 +231,8 @@ impl Recorder {
         match event {
             Event::StasisStart { channel, args } => {
                 if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
-                    if let (Resource::Snoop, Some(live)) = (resource, self.live.get_mut(&recording)) {
-                        live.snoop_name = Some(channel.name);
+                    if let (Resource::Snoop(track), Some(live)) = (resource, self.live.get_mut(&recording)) {
+                        live.snoop_names.push((track, channel.name));
                     }
                     self.with_session(recording, |session| session.handle_ready(recording, resource));
                 } else if resources::parse(self.parts.ari.app(), &channel.id).is_some() {
@@ -238,7 +253,7 @@ impl Recorder {
                         let results = self.results_tx.clone();
                         self.tasks.spawn(async move {
                             let call_exists = ari.channel_exists(&call).await.unwrap_or(true);
-                            let result = if call_exists && resource == Resource::Snoop {
+                            let result = if call_exists && matches!(resource, Resource::Snoop(_)) {
                                 let stopped_at = reconcile::noted_cut(&ari, &call).await;
                                 TaskResult::CaptureCut { call, recording, stopped_at }
                             } else {
@@ -250,9 +265,16 @@ impl Recorder {
                 }
             }
             Event::ChannelHangupRequest { channel } | Event::ChannelDestroyed { channel } => {
-                if let Some(call) = self.calls.get_mut(&channel.id) {
+                let id = channel.id.clone();
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.channel = channel;
                     call.session.handle_hangup(now);
-                    self.process(&channel.id);
+                    self.process(&id);
+                }
+            }
+            Event::ChannelConnectedLine { channel } => {
+                if let Some(call) = self.calls.get_mut(&channel.id) {
+                    call.channel = channel;
                 }
             }
             Event::ApplicationReplaced { .. } => {
@@ -264,16 +286,27 @@ impl Recorder {
     }
 
     fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
-        let command = match marker::parse_stasis_args(args) {
+        let command = match stasis::parse_args(args, &self.parts.defaults) {
             Ok(command) => command,
-            Err(MarkerError::BadName(name)) => {
+            Err(MarkerError::BadName { name, options }) => {
                 // Record anyway: a typo in a name must not lose the recording.
                 self.parts.metrics.markers_invalid.inc();
                 warn!(
-                    channel = %channel.name, %name, fallback = marker::DEFAULT_NAME,
+                    channel = %channel.name, %name, fallback = markers::DEFAULT_NAME,
                     "unusable recording name; recording under the default name"
                 );
-                MarkerCommand::Start { name: marker::DEFAULT_NAME.to_string() }
+                MarkerCommand::Start { name: markers::DEFAULT_NAME.to_string(), options }
+            }
+            Err(MarkerError::BadOption(error)) => {
+                // Not recording at all beats recording otherwise than asked
+                // (say, in mono where the flow wanted the parties apart).
+                self.parts.metrics.marker_options_invalid.inc();
+                warn!(
+                    channel = %channel.name, key = error.key(), %error,
+                    "bad option on a start marker: not recording; the call goes on"
+                );
+                self.spawn_release(channel.id);
+                return;
             }
             Err(error) => {
                 self.parts.metrics.markers_invalid.inc();
@@ -300,9 +333,21 @@ impl Recorder {
     }
 
     fn handle_media(&mut self, event: MediaEvent) {
-        let MediaEvent::CaptureStarted { recording, at } = event;
-        debug!(%recording, "capture established: first RTP packet arrived");
-        self.with_session(recording, |session| session.handle_capture_started(recording, at));
+        match event {
+            MediaEvent::CaptureStarted { recording, at } => {
+                debug!(%recording, "capture established: the first RTP packet of every track arrived");
+                self.with_session(recording, |session| session.handle_capture_started(recording, at));
+            }
+            MediaEvent::NoMedia { recording, last_audio_at } => {
+                self.parts.metrics.recordings_no_media.inc();
+                let call = self.live.get(&recording).map(|live| live.call.clone()).unwrap_or_default();
+                warn!(
+                    channel = %call, %recording, silent_for = ?last_audio_at.elapsed(),
+                    "no RTP for a running recording (its capture channel or bridge is gone?); ending it"
+                );
+                self.with_session(recording, |session| session.handle_no_media(recording, last_audio_at));
+            }
+        }
     }
 
     fn handle_result(&mut self, result: TaskResult) {
@@ -312,9 +357,9 @@ impl Recorder {
                 if !self.live.contains_key(&recording) {
                     // The recording ended while this was under way: undo it.
                     if result.is_ok() {
-                        let ids = ResourceIds::new(self.parts.ari.app(), recording);
+                        let ids = ResourceIds::new(self.parts.ari.app(), recording, resource.track());
                         let (channels, bridges) = match resource {
-                            Resource::Bridge => (Vec::new(), vec![ids.bridge]),
+                            Resource::Bridge(_) => (Vec::new(), vec![ids.bridge]),
                             other => (vec![ids.get(other).to_string()], Vec::new()),
                         };
                         self.spawn_teardown(channels, bridges);
@@ -323,8 +368,8 @@ impl Recorder {
                 }
                 let Some(c) = self.calls.get_mut(&call) else { return };
                 match result {
-                    Ok(Created::Media { source }) => c.session.handle_media_source(recording, source),
-                    Ok(Created::Bridge) => c.session.handle_ready(recording, Resource::Bridge),
+                    Ok(Created::Media { source }) => c.session.handle_media_source(recording, resource.track(), source),
+                    Ok(Created::Bridge) => c.session.handle_ready(recording, resource),
                     Ok(Created::Snoop) => {} // a channel is ready once it reaches Stasis
                     Err(error) => c.session.handle_setup_failed(now, recording, error.to_string()),
                 }
@@ -342,6 +387,11 @@ impl Recorder {
                 } else {
                     warn!(channel = %call, %error, "cannot follow the call's hangup; the recording ends at its stop marker or callrec's check of the snoop");
                 }
+            }
+            TaskResult::ResourceEnded { call, recording, resource: Resource::Media(_), call_exists: true } => {
+                // Its RTP stops: the media task's watchdog ends the recording
+                // where the audio stopped (`no_media`).
+                debug!(channel = %call, %recording, "an externalMedia channel of a running recording ended");
             }
             TaskResult::ResourceEnded { call, recording, resource, call_exists } => {
                 if call_exists {
@@ -379,8 +429,13 @@ impl Recorder {
                 }
             }
             TaskResult::CallGone { call } => self.hang_up_call(now, &call),
+            TaskResult::CallKeys { recording, keys } => {
+                if let Some(live) = self.live.get_mut(&recording) {
+                    live.keys = keys;
+                }
+            }
             TaskResult::MaybeStranded { channel } => {
-                let held = self.calls.get(&channel).is_some_and(|call| call.session.poll_timeout().is_some());
+                let held = self.calls.get(&channel).is_some_and(|call| call.session.holds_channel());
                 if !held {
                     self.parts.metrics.stranded_released.inc();
                     warn!(%channel, "releasing a call left waiting in Stasis (held by a callrec that stopped or lost its connection)");
@@ -443,18 +498,31 @@ impl Recorder {
             let Some(action) = call.session.poll_action() else { break };
             let channel = call.channel.clone();
             match action {
-                Action::SetUp { recording } => self.set_up(&channel, recording),
-                Action::Listen { recording, source } => self.parts.media.listen(recording, source),
-                Action::Bridge { recording } => self.bridge(&channel.id, recording),
+                Action::SetUp { recording, tracks } => self.set_up(&channel, recording, tracks),
+                Action::Listen { recording, stream, streams, source } => {
+                    self.parts.media.listen(recording, stream, streams, source)
+                }
+                Action::Bridge { recording, track } => self.bridge(&channel.id, recording, track),
                 Action::Release => self.spawn_release(channel.id),
                 Action::ReleaseCapturing { recording, watch } => {
-                    let snoop_name = self.live.get(&recording).and_then(|live| live.snoop_name.clone());
-                    self.spawn_release_capturing(channel.id, snoop_name, watch);
+                    let snoops = self.live.get(&recording).map(snoop_variable).unwrap_or_default();
+                    self.spawn_release_capturing(channel.id, snoops, watch);
+                }
+                Action::Pause { recording, at } => {
+                    info!(channel = %channel.name, %recording, "recording paused");
+                    self.parts.media.pause(recording, at);
+                }
+                Action::Resume { recording, at } => {
+                    info!(channel = %channel.name, %recording, "recording resumed");
+                    self.parts.media.resume(recording, at);
                 }
                 Action::Finish(finished) => self.finish(channel, finished),
-                Action::Ignore(Ignored::StopWithoutRecording) => {
-                    self.parts.metrics.markers_without_recording.inc();
-                    warn!(channel = %channel.name, "stop marker on a call with no recording; the call goes on");
+                Action::Ignore(ignored) => {
+                    match ignored {
+                        Ignored::AlreadyPaused | Ignored::NotPaused => self.parts.metrics.markers_out_of_order.inc(),
+                        _ => self.parts.metrics.markers_without_recording.inc(),
+                    }
+                    warn!(channel = %channel.name, "{ignored}; the call goes on");
                 }
             }
         }
@@ -463,27 +531,58 @@ impl Recorder {
         }
     }
 
-    fn set_up(&mut self, channel: &Channel, recording: RecordingId) {
+    fn set_up(&mut self, channel: &Channel, recording: RecordingId, tracks: &'static [Track]) {
         self.parts.metrics.recordings_started.inc();
-        let ids = ResourceIds::new(self.parts.ari.app(), recording);
-        info!(channel = %channel.name, %recording, "recording: setting up capture");
-        self.helpers.insert(ids.snoop.clone(), (recording, Resource::Snoop));
-        self.helpers.insert(ids.media.clone(), (recording, Resource::Media));
-        self.live.insert(recording, Live { call: channel.id.clone(), ids: ids.clone(), snoop_name: None });
+        let app = self.parts.ari.app().to_string();
+        info!(channel = %channel.name, %recording, tracks = tracks.len(), "recording: setting up capture");
+        let keys = CallKeys {
+            linkedid: String::new(),
+            context: channel.dialplan.context.clone(),
+            exten: channel.dialplan.exten.clone(),
+        };
+        self.live
+            .insert(recording, Live { call: channel.id.clone(), tracks, snoop_names: Vec::new(), keys: keys.clone() });
+        self.spawn_call_keys(&channel.id, recording, keys);
+        for &track in tracks {
+            let ids = ResourceIds::new(&app, recording, track);
+            self.helpers.insert(ids.snoop.clone(), (recording, Resource::Snoop(track)));
+            self.helpers.insert(ids.media.clone(), (recording, Resource::Media(track)));
 
-        let ari = self.parts.ari.clone();
-        let (snoop, call) = (ari.clone(), channel.id.clone());
-        let snoop_id = ids.snoop.clone();
-        self.spawn_setup_step(&channel.id, recording, Resource::Snoop, async move {
-            snoop.snoop(&call, &snoop_id).await.map(|()| Created::Snoop)
-        });
-        let (media, media_id, target) = (ari.clone(), ids.media.clone(), self.parts.media_target.clone());
-        self.spawn_setup_step(&channel.id, recording, Resource::Media, async move {
-            media.external_media(&media_id, &target).await.map(|source| Created::Media { source })
-        });
-        let (bridge, bridge_id) = (ari, ids.bridge);
-        self.spawn_setup_step(&channel.id, recording, Resource::Bridge, async move {
-            bridge.create_bridge(&bridge_id).await.map(|()| Created::Bridge)
+            let ari = self.parts.ari.clone();
+            let (snoop, call, snoop_id) = (ari.clone(), channel.id.clone(), ids.snoop.clone());
+            self.spawn_setup_step(&channel.id, recording, Resource::Snoop(track), async move {
+                snoop.snoop(&call, &snoop_id, track.spy()).await.map(|()| Created::Snoop)
+            });
+            let (media, media_id, target) = (ari.clone(), ids.media.clone(), self.parts.media_target.clone());
+            self.spawn_setup_step(&channel.id, recording, Resource::Media(track), async move {
+                media.external_media(&media_id, &target).await.map(|source| Created::Media { source })
+            });
+            let (bridge, bridge_id) = (ari, ids.bridge);
+            self.spawn_setup_step(&channel.id, recording, Resource::Bridge(track), async move {
+                bridge.create_bridge(&bridge_id).await.map(|()| Created::Bridge)
+            });
+        }
+    }
+
+    /// Reads what the metadata joins the recording to: the call's linkedid,
+    /// and where the start marker was placed (the caller of the dialplan
+    /// subroutine, when it came through one), while the channel is held.
+    fn spawn_call_keys(&mut self, call: &str, recording: RecordingId, mut keys: CallKeys) {
+        let (ari, results, call) = (self.parts.ari.clone(), self.results_tx.clone(), call.to_string());
+        self.tasks.spawn(async move {
+            let read = |variable: &'static str| {
+                let (ari, call) = (ari.clone(), call.clone());
+                async move { ari.variable(&call, variable).await.ok().flatten() }
+            };
+            keys.linkedid = read("CHANNEL(linkedid)").await.unwrap_or_default();
+            if keys.context == markers::SUBROUTINE_CONTEXT {
+                if let (Some(context), Some(exten)) = (read("STACK_PEEK(1,c,1)").await, read("STACK_PEEK(1,e,1)").await)
+                {
+                    keys.context = context;
+                    keys.exten = exten;
+                }
+            }
+            let _ = results.send(TaskResult::CallKeys { recording, keys });
         });
     }
 
@@ -501,10 +600,10 @@ impl Recorder {
         });
     }
 
-    fn bridge(&mut self, call: &str, recording: RecordingId) {
+    fn bridge(&mut self, call: &str, recording: RecordingId, track: Track) {
         let Some(live) = self.live.get(&recording) else { return };
-        let (ari, ids, results, call) =
-            (self.parts.ari.clone(), live.ids.clone(), self.results_tx.clone(), call.to_string());
+        let ids = live.ids(self.parts.ari.app(), recording, track);
+        let (ari, results, call) = (self.parts.ari.clone(), self.results_tx.clone(), call.to_string());
         self.tasks.spawn(async move {
             let result = ari.add_to_bridge(&ids.bridge, &[&ids.snoop, &ids.media]).await;
             let _ = results.send(TaskResult::Bridged { call, recording, result });
@@ -519,10 +618,10 @@ impl Recorder {
 
     /// Lets a channel whose capture runs go on, once it is prepared (see
     /// `Action::ReleaseCapturing`).
-    fn spawn_release_capturing(&mut self, channel: String, snoop_name: Option<String>, watch: bool) {
+    fn spawn_release_capturing(&mut self, channel: String, snoops: String, watch: bool) {
         let (ari, metrics, results) = (self.parts.ari.clone(), self.parts.metrics.clone(), self.results_tx.clone());
         self.tasks.spawn(async move {
-            release::prepare(&ari, &channel, snoop_name.as_deref(), watch, &results).await;
+            release::prepare(&ari, &channel, &snoops, watch, &results).await;
             release::continue_in_dialplan(ari, metrics, channel).await;
         });
     }
@@ -532,18 +631,17 @@ impl Recorder {
     fn finish(&mut self, channel: Channel, finished: Finished) {
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
-        let ids = match self.live.remove(&finished.recording) {
-            Some(live) => live.ids,
-            None => ResourceIds::new(self.parts.ari.app(), finished.recording),
-        };
-        self.helpers.remove(&ids.snoop);
-        self.helpers.remove(&ids.media);
+        let keys = self.live.remove(&finished.recording).map(|live| live.keys).unwrap_or_default();
+        let (helpers, _) = ResourceIds::of_tracks(self.parts.ari.app(), finished.recording, finished.options.tracks());
+        for helper in helpers {
+            self.helpers.remove(&helper);
+        }
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
             let (ari, call) = (self.parts.ari.clone(), channel.id.clone());
             self.tasks.spawn(async move {
-                if let Err(error) = ari.set_variable(&call, marker::SNOOP_VARIABLE, "").await {
+                if let Err(error) = ari.set_variable(&call, markers::SNOOP_VARIABLE, "").await {
                     debug!(channel = %call, %error, "could not clear the capture noted on the channel");
                 }
             });
@@ -562,7 +660,7 @@ impl Recorder {
         let job = FinishJob {
             finished,
             channel,
-            ids,
+            keys,
             ari: self.parts.ari.clone(),
             media: self.parts.media.clone(),
             delivery: self.parts.delivery.clone(),
@@ -593,7 +691,11 @@ impl Recorder {
             .map(|(recording, live)| reconcile::Running {
                 call: live.call.clone(),
                 recording: *recording,
-                snoop: live.ids.snoop.clone(),
+                snoops: live
+                    .tracks
+                    .iter()
+                    .map(|&track| live.ids(self.parts.ari.app(), *recording, track).snoop)
+                    .collect(),
                 capturing: self.calls.get(&live.call).is_some_and(|c| c.session.capturing() == Some(*recording)),
             })
             .collect();
@@ -675,6 +777,13 @@ async fn release_still_waiting(parts: &RecorderParts) {
         info!(%channel, "letting go a call still waiting in Stasis (its marker came as callrec stopped)");
         release::continue_in_dialplan(parts.ari.clone(), parts.metrics.clone(), channel).await;
     }
+}
+
+/// `markers::SNOOP_VARIABLE`'s value: the snoop channels' names, joined by `&`.
+fn snoop_variable(live: &Live) -> String {
+    let mut names: Vec<&(Track, String)> = live.snoop_names.iter().collect();
+    names.sort_by_key(|(track, _)| live.tracks.iter().position(|t| t == track));
+    names.into_iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join("&")
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

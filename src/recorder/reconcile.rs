@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::TaskResult;
 use crate::ari::rest::AriClient;
-use crate::marker;
+use crate::markers;
 use crate::resources;
 use crate::session::RecordingId;
 
@@ -22,8 +22,8 @@ const STRANDED_AFTER: Duration = Duration::from_millis(1500);
 pub(super) struct Running {
     pub call: String,
     pub recording: RecordingId,
-    /// Its snoop channel's id.
-    pub snoop: String,
+    /// Its snoop channels' ids.
+    pub snoops: Vec<String>,
     /// Capture runs (a recording still setting up may not have its snoop yet).
     pub capturing: bool,
 }
@@ -40,7 +40,7 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
     if !channels.is_empty() || !bridges.is_empty() {
         let _ = results.send(TaskResult::RecordingResources { channels, bridges });
     }
-    for Running { call, recording, snoop, capturing } in running {
+    for Running { call, recording, snoops, capturing } in running {
         match ari.channel_exists(&call).await {
             Ok(true) => {}
             Ok(false) => {
@@ -49,7 +49,7 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
             }
             Err(_) => continue,
         }
-        if capturing && matches!(ari.channel_exists(&snoop).await, Ok(false)) {
+        if capturing && any_gone(&ari, &snoops).await {
             let stopped_at = noted_cut(&ari, &call).await;
             let _ = results.send(TaskResult::CaptureCut { call, recording, stopped_at });
         }
@@ -70,8 +70,18 @@ pub(super) async fn run(ari: AriClient, running: Vec<Running>, results: mpsc::Un
     }
 }
 
+/// Whether any of these channels is known to be gone.
+async fn any_gone(ari: &AriClient, channels: &[String]) -> bool {
+    for channel in channels {
+        if matches!(ari.channel_exists(channel).await, Ok(false)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// When the dialplan's stop subroutine cut the call's capture, if it did.
 pub(super) async fn noted_cut(ari: &AriClient, call: &str) -> Option<SystemTime> {
-    let noted = ari.variable(call, marker::STOPPED_AT_VARIABLE).await.ok().flatten();
-    noted.as_deref().and_then(marker::parse_dialplan_time)
+    let noted = ari.variable(call, markers::STOPPED_AT_VARIABLE).await.ok().flatten();
+    noted.as_deref().and_then(markers::parse_dialplan_time)
 }

@@ -13,7 +13,7 @@ use tracing::{debug, error, warn};
 use super::TaskResult;
 use crate::ari::rest::AriClient;
 use crate::ari::AriError;
-use crate::marker;
+use crate::markers;
 use crate::metrics::Metrics;
 
 /// Tries at continuing a held channel before giving up (and logging it).
@@ -23,12 +23,12 @@ const PREPARE_LIMIT: Duration = Duration::from_millis(500);
 
 /// Prepares a channel whose capture runs for leaving the marker: with
 /// `watch`, subscribes to its events (a failure is reported back, as
-/// `TaskResult::WatchFailed`); notes the snoop's name on the channel for the
-/// dialplan's stop subroutine. Never fails: the channel goes on anyway.
+/// `TaskResult::WatchFailed`); notes the snoops' names (`&`-joined) on the
+/// channel for the dialplan's stop and pause subroutines. Never fails: the channel goes on anyway.
 pub(super) async fn prepare(
     ari: &AriClient,
     channel: &str,
-    snoop_name: Option<&str>,
+    snoops: &str,
     watch: bool,
     results: &mpsc::UnboundedSender<TaskResult>,
 ) {
@@ -40,9 +40,8 @@ pub(super) async fn prepare(
         }
     };
     let note = async {
-        // Without a name (never seen so far), at least no older snoop stays named.
-        let name = snoop_name.unwrap_or_default();
-        let noted = bounded("set channel variable", ari.set_variable(channel, marker::SNOOP_VARIABLE, name)).await;
+        // Without names (never seen so far), at least no older snoop stays named.
+        let noted = bounded("set channel variable", ari.set_variable(channel, markers::SNOOP_VARIABLE, snoops)).await;
         if let Err(error) = noted {
             warn!(
                 %channel, %error,

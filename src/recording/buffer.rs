@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 
+use super::Mask;
 use crate::ulaw::{SAMPLE_RATE, SILENCE};
 
 /// A packet newer than all before it may claim to be at most this far ahead
@@ -178,6 +179,20 @@ impl StreamBuffer {
     /// clock gives the packet's arrival (0 for the first packet); `sequence`,
     /// the RTP sequence number, tells a stale copy from a backward jump.
     pub fn place(&mut self, ssrc: u32, sequence: u16, timestamp: u32, payload: &[u8], arrival: u64) -> Placement {
+        self.place_masked(ssrc, sequence, timestamp, payload, arrival, &Mask::CLEAR)
+    }
+
+    /// Places one packet's payload as `place` does, writing silence instead
+    /// of every sample `mask` covers.
+    pub fn place_masked(
+        &mut self,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+        payload: &[u8],
+        arrival: u64,
+        mask: &Mask,
+    ) -> Placement {
         // Checked before the clock: a packet without audio says nothing about
         // where audio belongs, so it must neither anchor nor advance it.
         if payload.is_empty() {
@@ -216,7 +231,7 @@ impl StreamBuffer {
             self.stats.before_start += 1;
             return Placement::BeforeStart;
         }
-        let placement = self.write(position as u64, payload);
+        let placement = self.write(position as u64, payload, mask);
         match placement {
             Placement::FilledGap => self.stats.late += 1,
             Placement::Duplicate => self.stats.duplicates += 1,
@@ -248,7 +263,7 @@ impl StreamBuffer {
 
     /// Copies a non-empty payload to `position`; an empty write would read as
     /// `Overflow`, which is why `place` turns empty payloads away first.
-    fn write(&mut self, position: u64, payload: &[u8]) -> Placement {
+    fn write(&mut self, position: u64, payload: &[u8], mask: &Mask) -> Placement {
         let end = (position + payload.len() as u64).min(self.max_samples);
         if position >= end {
             return Placement::Overflow;
@@ -260,7 +275,7 @@ impl StreamBuffer {
                 self.gaps.push(held..position);
                 self.audio.resize(position as usize, SILENCE);
             }
-            self.audio.extend_from_slice(payload);
+            self.append(position, payload, mask);
             self.settle_old_gaps();
             return Placement::Appended;
         }
@@ -277,7 +292,7 @@ impl StreamBuffer {
                 continue;
             }
             let source = &payload[(from - position) as usize..(to - position) as usize];
-            self.audio[from as usize..to as usize].copy_from_slice(source);
+            mask.copy(&mut self.audio[from as usize..to as usize], source, from);
             filled = true;
             // Keep what is left of the gap on either side.
             match (gap.start < from, to < gap.end) {
@@ -300,13 +315,28 @@ impl StreamBuffer {
             }
         }
         if end > held {
-            self.audio.extend_from_slice(&payload[(held - position) as usize..]);
+            self.append(held, &payload[(held - position) as usize..], mask);
             return Placement::Appended;
         }
         if filled {
             Placement::FilledGap
         } else {
             Placement::Duplicate
+        }
+    }
+
+    /// Adds `payload` at the end, which is sample `position`.
+    fn append(&mut self, position: u64, payload: &[u8], mask: &Mask) {
+        let at = position as usize;
+        self.audio.resize(at + payload.len(), SILENCE);
+        mask.copy(&mut self.audio[at..], payload, position);
+    }
+
+    /// Silences everything held from sample `from` on: a pause that reached
+    /// the media task after audio it covers had already arrived.
+    pub fn blank_from(&mut self, from: u64) {
+        if let Some(held) = self.audio.get_mut(from as usize..) {
+            held.fill(SILENCE);
         }
     }
 

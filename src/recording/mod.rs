@@ -4,5 +4,16 @@
 //! streams into the delivered file (`.ul` or WAV).
 
 pub mod buffer;
+pub mod encode;
+pub mod mask;
 
 pub use buffer::{CapturedAudio, Placement, StreamBuffer, StreamStats};
+pub use mask::Mask;
+
+/// A recording's audio once its streams are finished: one track per stream,
+/// all the same length, and the stretches that were paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedRecording {
+    pub tracks: Vec<CapturedAudio>,
+    pub masked: Vec<std::ops::Range<u64>>,
+}

@@ -1,0 +1,117 @@
+//! The Stasis transport of markers: `Stasis(callrec,start[,NAME[,OPTIONS]])`,
+//! `Stasis(callrec,stop)`, `Stasis(callrec,pause)` and
+//! `Stasis(callrec,resume)`, as the dialplan subroutines of
+//! `dialplan/callrec.conf` place them. The channel waits in Stasis until
+//! callrec lets it go on.
+
+use super::{validate_name, MarkerCommand, MarkerError, RecordingOptions, DEFAULT_NAME};
+
+/// Reads a marker from the arguments the dialplan passed to Stasis;
+/// `defaults` are the options a start marker does not give.
+pub fn parse_args(args: &[String], defaults: &RecordingOptions) -> Result<MarkerCommand, MarkerError> {
+    let mut args = args.iter().map(|arg| arg.trim());
+    let command = args.next().filter(|arg| !arg.is_empty()).ok_or(MarkerError::Missing)?;
+    // Trailing empty arguments are what `Gosub(...,1(NAME,))` passes on.
+    let mut rest: Vec<&str> = args.collect();
+    while rest.last() == Some(&"") {
+        rest.pop();
+    }
+    let too_many = |allowed: usize| rest.len() > allowed;
+    match command.to_ascii_lowercase().as_str() {
+        "start" if too_many(2) => Err(MarkerError::ExtraArguments(command.to_string())),
+        "start" => {
+            let options = defaults.parse(rest.get(1).copied().unwrap_or(""))?;
+            let name = match rest.first().copied().unwrap_or("") {
+                "" => DEFAULT_NAME.to_string(),
+                name => validate_name(name).map_err(|name| MarkerError::BadName { name, options })?,
+            };
+            Ok(MarkerCommand::Start { name, options })
+        }
+        "stop" | "pause" | "resume" if too_many(0) => Err(MarkerError::ExtraArguments(command.to_string())),
+        "stop" => Ok(MarkerCommand::Stop),
+        "pause" => Ok(MarkerCommand::Pause),
+        "resume" => Ok(MarkerCommand::Resume),
+        _ => Err(MarkerError::Unknown(command.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::markers::{Channels, PauseMode};
+    use crate::recording::encode::AudioFormat;
+
+    fn defaults() -> RecordingOptions {
+        RecordingOptions {
+            channels: Channels::Mono,
+            format: AudioFormat::Ulaw,
+            pause: PauseMode::Silence,
+            max: Duration::from_secs(3600),
+            min: Duration::ZERO,
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<MarkerCommand, MarkerError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_args(&args, &defaults())
+    }
+
+    fn start(name: &str) -> MarkerCommand {
+        MarkerCommand::Start { name: name.to_string(), options: defaults() }
+    }
+
+    #[test]
+    fn start_takes_an_optional_name_and_options() {
+        assert_eq!(parse(&["start"]), Ok(start(DEFAULT_NAME)));
+        assert_eq!(parse(&["start", ""]), Ok(start(DEFAULT_NAME)));
+        assert_eq!(parse(&["start", "", ""]), Ok(start(DEFAULT_NAME)));
+        assert_eq!(parse(&["START", "payment_1"]), Ok(start("payment_1")));
+        assert_eq!(parse(&[" start ", " v1.2-a "]), Ok(start("v1.2-a")));
+        let Ok(MarkerCommand::Start { name, options }) = parse(&["start", "pay", "channels=stereo"]) else {
+            panic!("a start marker with options");
+        };
+        assert_eq!((name.as_str(), options.channels), ("pay", Channels::Stereo));
+        let Ok(MarkerCommand::Start { name, options }) = parse(&["start", "", "pause=skip"]) else {
+            panic!("options without a name");
+        };
+        assert_eq!((name.as_str(), options.pause), (DEFAULT_NAME, PauseMode::Skip));
+    }
+
+    #[test]
+    fn stop_pause_and_resume_take_nothing() {
+        assert_eq!(parse(&["stop"]), Ok(MarkerCommand::Stop));
+        assert_eq!(parse(&["stop", ""]), Ok(MarkerCommand::Stop));
+        assert_eq!(parse(&["pause"]), Ok(MarkerCommand::Pause));
+        assert_eq!(parse(&["Resume", ""]), Ok(MarkerCommand::Resume));
+        for marker in ["stop", "pause", "resume"] {
+            assert!(matches!(parse(&[marker, "x"]), Err(MarkerError::ExtraArguments(_))), "{marker}");
+        }
+    }
+
+    #[test]
+    fn bad_markers_are_named() {
+        assert_eq!(parse(&[]), Err(MarkerError::Missing));
+        assert_eq!(parse(&[""]), Err(MarkerError::Missing));
+        assert_eq!(parse(&["record"]), Err(MarkerError::Unknown("record".into())));
+        assert!(matches!(parse(&["start", "a", "b=c", "d"]), Err(MarkerError::ExtraArguments(_))));
+        for bad in ["../etc/passwd", ".hidden", "a b", "x/y", &"n".repeat(65), "é"] {
+            assert_eq!(
+                parse(&["start", bad]),
+                Err(MarkerError::BadName { name: bad.to_string(), options: defaults() }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_options_refuse_the_start_and_name_the_key() {
+        let error = parse(&["start", "pay", "channels=quad"]).unwrap_err();
+        let MarkerError::BadOption(option) = &error else { panic!("{error:?}") };
+        assert_eq!(option.key(), "channels");
+        assert!(error.to_string().contains("channels"), "{error}");
+        // Bad options win over a bad name: nothing is recorded.
+        assert!(matches!(parse(&["start", "a b", "colour=red"]), Err(MarkerError::BadOption(_))));
+    }
+}
