@@ -1,8 +1,9 @@
 //! G.711 μ-law, the sample format callrec records in (`.ul`: mono, 8000 Hz).
 //!
 //! The recording path never transcodes: Asterisk sends μ-law and callrec keeps
-//! it as is. These conversions serve what looks at the audio (tests, tools,
-//! a later WAV writer) and name the one byte the recorder writes for gaps.
+//! it as is. These conversions serve what looks at the audio (tests, the WAV
+//! writer in `recording::encode`, `callrec convert`) and name the one byte the
+//! recorder writes for gaps.
 
 /// The μ-law byte for digital silence; gaps in a recording are filled with it.
 pub const SILENCE: u8 = 0xFF;
@@ -29,8 +30,18 @@ pub fn encode(sample: i16) -> u8 {
     !(sign | (exponent << 4) | mantissa) as u8
 }
 
+/// μ-law's "negative zero": the byte G.711 decodes to 0 on the negative side.
+const NEGATIVE_ZERO: u8 = 0x7F;
+
 /// Decodes one μ-law byte to a 16-bit linear sample (ITU-T G.711).
+///
+/// The one departure from the table: the negative zero (0x7F) decodes to -1,
+/// so that `encode(decode(b)) == b` for every byte and a recording taken
+/// through 16-bit PCM and back comes out byte for byte.
 pub fn decode(byte: u8) -> i16 {
+    if byte == NEGATIVE_ZERO {
+        return -1;
+    }
     let byte = !byte;
     let exponent = i32::from((byte >> 4) & 0x07);
     let mantissa = i32::from(byte & 0x0F);
@@ -62,18 +73,21 @@ mod tests {
         // Reference points of the G.711 μ-law table.
         assert_eq!(decode(0x00), -32124);
         assert_eq!(decode(0x80), 32124);
-        assert_eq!(decode(0x7F), 0);
+        assert_eq!(decode(0xFF), 0);
         assert_eq!(encode(i16::MAX), 0x80);
         assert_eq!(encode(i16::MIN), 0x00);
     }
 
     #[test]
+    fn negative_zero_decodes_to_minus_one() {
+        assert_eq!(decode(NEGATIVE_ZERO), -1);
+        assert_eq!(encode(-1), NEGATIVE_ZERO);
+    }
+
+    #[test]
     fn every_byte_survives_a_round_trip() {
         for byte in 0..=255u8 {
-            let back = encode(decode(byte));
-            // 0x7F is μ-law's "negative zero"; it encodes back as positive zero.
-            let expected = if byte == 0x7F { SILENCE } else { byte };
-            assert_eq!(back, expected, "byte {byte:#04x}");
+            assert_eq!(encode(decode(byte)), byte, "byte {byte:#04x}");
         }
     }
 
