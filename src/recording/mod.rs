@@ -4,5 +4,6 @@
 //! streams into the delivered file (`.ul` or WAV).
 
 pub mod buffer;
+pub mod encode;
 
 pub use buffer::{CapturedAudio, Placement, StreamBuffer, StreamStats};
