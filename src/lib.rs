@@ -9,6 +9,7 @@
 pub mod ari;
 pub mod backoff;
 pub mod config;
+pub mod convert;
 pub mod delivery;
 pub mod marker;
 pub mod media;
