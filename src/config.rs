@@ -49,10 +49,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up: the run variant's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Connect to Asterisk and record calls until stopped (SIGINT or SIGTERM)
     Run(RunArgs),
+    /// Convert a recording between .ul (raw μ-law, mono, 8000 Hz) and WAV
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The recording to read: a .ul, or a 16-bit PCM WAV at 8000 Hz (.wav)
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+
+    /// The file to write: .wav for a .ul, .ul for a mono WAV (replaced if it exists)
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -231,7 +246,7 @@ mod tests {
         let mut argv = vec!["callrec", "run", "--ari-password", "pw"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Run(run) = cli.command;
+        let Command::Run(run) = cli.command else { panic!("parsed as another command") };
         Config::try_from(run).map_err(|e| e.to_string())
     }
 
@@ -284,7 +299,7 @@ mod tests {
     #[test]
     fn the_password_never_prints() {
         let cli = Cli::try_parse_from(["callrec", "run", "--ari-password", "hunter2"]).unwrap();
-        let Command::Run(run) = cli.command;
+        let Command::Run(run) = cli.command else { panic!("parsed as another command") };
         let config = Config::try_from(run).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }

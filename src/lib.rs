@@ -10,6 +10,7 @@
 pub mod ari;
 pub mod backoff;
 pub mod config;
+pub mod convert;
 pub mod delivery;
 pub mod markers;
 pub mod media;

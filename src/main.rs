@@ -1,5 +1,5 @@
 //! `callrec`: parses the command line, sets up logging, and runs the service
-//! until SIGINT or SIGTERM.
+//! until SIGINT or SIGTERM; `callrec convert` converts one file and exits.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use callrec::config::{Cli, Command, Config};
+use callrec::config::{Cli, Command, Config, ConvertArgs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Command::Run(args) = cli.command;
+    let args = match cli.command {
+        Command::Run(args) => args,
+        Command::Convert(args) => return convert(&args),
+    };
     let config = match Config::try_from(args) {
         Ok(config) => config,
         Err(error) => {
@@ -48,6 +51,20 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `callrec convert`: the summary on stdout, or one line on stderr and exit code 2.
+fn convert(args: &ConvertArgs) -> ExitCode {
+    match callrec::convert::convert(&args.input, &args.output) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("callrec: {error}");
+            ExitCode::from(2)
         }
     }
 }

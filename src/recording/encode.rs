@@ -187,8 +187,19 @@ fn header_error(bytes: &[u8], error: hound::Error) -> DecodeError {
             DecodeError::NotPcm16 { found: format_tag(bytes).map_or("an unsupported encoding".into(), encoding_name) }
         }
         hound::Error::FormatError(reason) => DecodeError::NotWav { reason: reason.into() },
-        hound::Error::IoError(_) => DecodeError::NotWav { reason: "the file ends inside its header".into() },
+        hound::Error::IoError(_) => DecodeError::NotWav { reason: short_header(bytes).into() },
         other => DecodeError::NotWav { reason: other.to_string() },
+    }
+}
+
+/// Why a file ended before hound had read its header.
+fn short_header(bytes: &[u8]) -> &'static str {
+    if bytes.is_empty() {
+        "the file is empty"
+    } else if !b"RIFF".starts_with(&bytes[..bytes.len().min(4)]) {
+        "no RIFF tag found"
+    } else {
+        "the file ends inside its header"
     }
 }
 
@@ -385,6 +396,18 @@ mod tests {
             assert!(matches!(error, DecodeError::NotWav { .. }), "{error}");
             assert!(error.to_string().starts_with("not a WAV file: "), "{error}");
         }
+    }
+
+    #[test]
+    fn a_short_file_says_why_it_is_not_a_wav() {
+        let reason = |bytes: &[u8]| match decode_wav(bytes) {
+            Err(DecodeError::NotWav { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(b""), "the file is empty");
+        assert_eq!(reason(b"hi\n"), "no RIFF tag found");
+        assert_eq!(reason(b"RIF"), "the file ends inside its header");
+        assert_eq!(reason(b"RIFF\x24\0\0\0WAVEfmt "), "the file ends inside its header");
     }
 
     #[test]
