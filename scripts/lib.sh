@@ -97,14 +97,32 @@ ensure_asterisk_image() {
         - "$ASTERISK_IMAGE" >/dev/null
 }
 
-# asterisk_up: the Asterisk service of docker-compose.yml running, ARI answering.
+# asterisk_up: the Asterisk service of docker-compose.yml running with the
+# checkout's configuration, ARI answering.
 asterisk_up() {
     ensure_docker
     ensure_asterisk_image
     config_readable
+    local was_running
+    was_running=$(docker ps -q --filter 'name=^callrec-asterisk$')
     (cd "$CALLREC_ROOT" && compose up -d asterisk >/dev/null 2>&1) \
         || (cd "$CALLREC_ROOT" && compose up -d asterisk)
+    local stamp
+    stamp=$(config_stamp)
+    # An Asterisk left running reads its configuration anew when the
+    # checkout's has changed (files mounted one by one keep their old
+    # contents once replaced, so a reload is not enough: restart).
+    if [[ -n $was_running ]] && [[ $(docker exec callrec-asterisk cat /tmp/callrec-config-stamp 2>/dev/null) != "$stamp" ]]; then
+        log "the Asterisk configuration changed: restarting Asterisk"
+        docker restart callrec-asterisk >/dev/null
+    fi
+    docker exec callrec-asterisk sh -c "echo $stamp >/tmp/callrec-config-stamp"
     wait_for_ari
+}
+
+# config_stamp: a short hash of everything Asterisk's container is configured from.
+config_stamp() {
+    (cd "$CALLREC_ROOT" && cat docker-compose.yml docker/asterisk/etc/* dialplan/* tests/asterisk/* | sha256sum | cut -c1-16)
 }
 
 # config_readable: Asterisk reads its mounted configuration as an unprivileged user.
