@@ -404,13 +404,32 @@ impl Session {
         }
     }
 
-    /// RTP stopped coming for a running recording while its call lives (its
-    /// externalMedia channel or bridge was removed, say): the recording ends
-    /// where its audio stopped, as an error.
-    pub fn handle_no_media(&mut self, recording: RecordingId, last_audio_at: Instant) {
-        if let Some(Current { phase: Phase::Capturing { started_at }, .. }) = self.current_of(recording) {
-            let ended_at = last_audio_at.max(*started_at);
-            self.finish(ended_at, EndReason::Error, Some("no_media".into()));
+    /// RTP stopped coming for a running recording while its call lives. If
+    /// the dialplan noted that it cut the capture (`noted_cut`, see
+    /// `handle_capture_cut`), the recording ends there, as stopped; otherwise
+    /// (its externalMedia channel or bridge was removed, say) it ends where
+    /// its audio stopped, as an error: `no_media`. Returns whether it ended
+    /// as `no_media`.
+    pub fn handle_no_media(
+        &mut self,
+        now: Instant,
+        recording: RecordingId,
+        last_audio_at: Instant,
+        noted_cut: Option<Instant>,
+    ) -> bool {
+        let Some(Current { phase: Phase::Capturing { started_at }, .. }) = self.current_of(recording) else {
+            return false;
+        };
+        let started_at = *started_at;
+        match noted_cut {
+            Some(at) if (started_at..=now).contains(&at) => {
+                self.finish(at, EndReason::Stop, None);
+                false
+            }
+            _ => {
+                self.finish(last_audio_at.max(started_at), EndReason::Error, Some("no_media".into()));
+                true
+            }
         }
     }
 
@@ -983,13 +1002,29 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = started(&mut session, t0, t0 + ms(40));
         drain(&mut session);
-        session.handle_no_media(Uuid::new_v4(), t0 + ms(900));
+        assert!(!session.handle_no_media(t0 + ms(3000), Uuid::new_v4(), t0 + ms(900), None));
         assert!(drain(&mut session).is_empty(), "another recording's silence is not ours");
-        session.handle_no_media(id, t0 + ms(900));
+        // A cut noted before this recording began is an older one.
+        assert!(session.handle_no_media(t0 + ms(3000), id, t0 + ms(900), Some(t0 + ms(10))));
         let actions = drain(&mut session);
         let ended = finished(&actions);
         assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Error, t0 + ms(900)));
         assert_eq!(ended[0].error.as_deref(), Some("no_media"));
+    }
+
+    #[test]
+    fn media_that_stopped_where_the_dialplan_cut_the_capture_ends_as_stopped_there() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        assert!(!session.handle_no_media(t0 + ms(5000), id, t0 + ms(2990), Some(t0 + ms(3000))));
+        let actions = drain(&mut session);
+        let ended = finished(&actions);
+        assert_eq!(
+            (ended[0].reason, ended[0].ended_at, ended[0].error.as_deref()),
+            (EndReason::Stop, t0 + ms(3000), None)
+        );
     }
 
     #[test]

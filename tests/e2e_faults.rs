@@ -267,7 +267,7 @@ async fn bad_markers_are_reported_and_the_call_goes_on() {
     let log = callrec.stop().await;
     for expected in [
         "stop marker on a call with no recording",
-        "unknown marker \"pause\"",
+        "unknown marker \"record\"",
         "no marker given",
         "unexpected extra arguments",
         "unusable recording name",

@@ -46,7 +46,7 @@ const PAUSE_GUARD_SAMPLES: u64 = 160;
 const RESUME_GUARD_SAMPLES: u64 = 160;
 /// ...nor before this much audio beyond what had arrived when it came (two
 /// 20 ms packets): audio still on its way then was said before the marker.
-const IN_FLIGHT_SAMPLES: u64 = 320;
+const IN_FLIGHT_SAMPLES: u64 = 160;
 
 /// What the recorder asks of the media task.
 #[derive(Debug)]
@@ -132,12 +132,29 @@ struct Stream {
     buffer: StreamBuffer,
     /// When its latest packet with audio arrived; `None` before the first.
     last_arrival: Option<Instant>,
+    /// Its latest packet from before the recording began (another stream
+    /// was still awaited): once it begins, this packet anchors the stream,
+    /// and its tail fills the stream's first milliseconds.
+    early: Option<EarlyPacket>,
+}
+
+/// A packet kept (copied) until the recording it belongs to begins.
+struct EarlyPacket {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    payload: Vec<u8>,
+    arrival: Instant,
 }
 
 impl Capture {
     fn new(streams: usize, max_samples: u64) -> Self {
         let streams = (0..streams)
-            .map(|_| Stream { buffer: StreamBuffer::new(max_samples, RESERVED_SAMPLES), last_arrival: None })
+            .map(|_| Stream {
+                buffer: StreamBuffer::new(max_samples, RESERVED_SAMPLES),
+                last_arrival: None,
+                early: None,
+            })
             .collect();
         Capture { streams, origin: None, mask: Mask::default(), stalled: false }
     }
@@ -295,16 +312,32 @@ impl MediaReceiver {
             Some(origin) => *origin,
             None if streams.iter().all(|stream| stream.last_arrival.is_some()) => {
                 let _ = self.events.send(MediaEvent::CaptureStarted { recording, at: now });
+                // The other streams begin with what they sent last.
+                for stream in streams.iter_mut() {
+                    if let Some(early) = stream.early.take() {
+                        let arrival = -(samples_between(early.arrival, now) as i64);
+                        let EarlyPacket { ssrc, sequence, timestamp, payload, .. } = early;
+                        stream.buffer.place_masked(ssrc, sequence, timestamp, &payload, arrival, mask);
+                    }
+                }
                 *origin.insert(now)
             }
             None => {
-                // Before the last stream started: not on the timeline yet.
+                // Before the last stream started: kept, not yet on the timeline.
                 self.metrics.rtp_before_start.inc();
+                let payload = packet.payload.to_vec();
+                streams[index].early = Some(EarlyPacket {
+                    ssrc: packet.ssrc,
+                    sequence: packet.sequence,
+                    timestamp: packet.timestamp,
+                    payload,
+                    arrival: now,
+                });
                 return;
             }
         };
         let stream = &mut streams[index];
-        let arrival = samples_between(origin, now);
+        let arrival = samples_between(origin, now) as i64;
         let placement =
             stream.buffer.place_masked(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, arrival, mask);
         self.metrics.rtp_packets.inc();
@@ -591,10 +624,12 @@ mod tests {
         let audio = media.take(recording, 101 * u64::from(FRAME)).unwrap();
         let [left, right] = &audio.tracks[..] else { panic!("two tracks") };
         assert_eq!(left.ulaw.len(), right.ulaw.len(), "one timeline");
-        // Each stream is anchored where its first packet on the timeline
-        // arrived: left at 10 ms (its packet of 40 ms), right at 0.
+        // Each stream is anchored where its packets arrived: the right one at
+        // 0, the left one by its last packet before that, which arrived 10 ms
+        // earlier and whose last 10 ms open the left track.
+        assert_eq!(left.ulaw[..80], [0x11; 80]);
         let first_left = left.ulaw.iter().position(|&b| b == 0x12).unwrap();
-        assert_eq!(first_left, 80, "left starts 10 ms in");
+        assert_eq!(first_left, 80, "then its packet of 40 ms, 10 ms in");
         assert_eq!(right.ulaw[..FRAME as usize], [0x20; FRAME as usize]);
         // The right stream's loss is silence exactly where it belongs.
         let lost = 40 * FRAME as usize..50 * FRAME as usize;
@@ -602,7 +637,7 @@ mod tests {
         assert_eq!(right.missing_samples, 10 * u64::from(FRAME));
         assert!(right.ulaw[lost.end..lost.end + FRAME as usize].iter().all(|&b| b == 0x21));
         // The left stall lost nothing: every frame sits at its timestamp.
-        assert_eq!(left.missing_samples, 160, "10 ms before its first packet and after its last");
+        assert_eq!(left.missing_samples, 80, "10 ms after its last packet");
         assert!(left.ulaw[first_left..first_left + 100 * FRAME as usize].iter().all(|&b| b == 0x12));
         assert_eq!(media.metrics.rtp_before_start.get(), 2);
     }

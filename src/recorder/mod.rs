@@ -94,6 +94,13 @@ pub(crate) enum TaskResult {
     CallGone {
         call: String,
     },
+    /// A running recording's RTP stopped; `stopped_at` is the time the
+    /// dialplan noted for cutting its capture, if it did.
+    MediaStopped {
+        recording: RecordingId,
+        last_audio_at: Instant,
+        stopped_at: Option<SystemTime>,
+    },
     /// What the call's keys and the start marker's place in the dialplan
     /// were read to be.
     CallKeys {
@@ -339,13 +346,15 @@ impl Recorder {
                 self.with_session(recording, |session| session.handle_capture_started(recording, at));
             }
             MediaEvent::NoMedia { recording, last_audio_at } => {
-                self.parts.metrics.recordings_no_media.inc();
-                let call = self.live.get(&recording).map(|live| live.call.clone()).unwrap_or_default();
-                warn!(
-                    channel = %call, %recording, silent_for = ?last_audio_at.elapsed(),
-                    "no RTP for a running recording (its capture channel or bridge is gone?); ending it"
-                );
-                self.with_session(recording, |session| session.handle_no_media(recording, last_audio_at));
+                // The dialplan may have cut the capture at a marker callrec
+                // could not hear: ask (waiting out an ARI outage) before
+                // calling it lost.
+                let Some(call) = self.live.get(&recording).map(|live| live.call.clone()) else { return };
+                let (ari, results) = (self.parts.ari.clone(), self.results_tx.clone());
+                self.tasks.spawn(async move {
+                    let stopped_at = reconcile::cut_noted_once_reachable(&ari, &call).await;
+                    let _ = results.send(TaskResult::MediaStopped { recording, last_audio_at, stopped_at });
+                });
             }
         }
     }
@@ -429,6 +438,20 @@ impl Recorder {
                 }
             }
             TaskResult::CallGone { call } => self.hang_up_call(now, &call),
+            TaskResult::MediaStopped { recording, last_audio_at, stopped_at } => {
+                let noted_cut = stopped_at.map(|at| WallClock::now().instant_of(at));
+                let (metrics, live) =
+                    (self.parts.metrics.clone(), self.live.get(&recording).map(|live| live.call.clone()));
+                self.with_session(recording, |session| {
+                    if session.handle_no_media(now, recording, last_audio_at, noted_cut) {
+                        metrics.recordings_no_media.inc();
+                        warn!(
+                            channel = %live.unwrap_or_default(), %recording, silent_for = ?last_audio_at.elapsed(),
+                            "no RTP for a running recording (its capture channel or bridge is gone?); it ends where its audio stopped"
+                        );
+                    }
+                });
+            }
             TaskResult::CallKeys { recording, keys } => {
                 if let Some(live) = self.live.get_mut(&recording) {
                     live.keys = keys;

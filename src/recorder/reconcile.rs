@@ -80,6 +80,18 @@ async fn any_gone(ari: &AriClient, channels: &[String]) -> bool {
     false
 }
 
+/// Like `noted_cut`, but through an ARI outage: asks again every second for
+/// up to a minute while Asterisk cannot be reached.
+pub(super) async fn cut_noted_once_reachable(ari: &AriClient, call: &str) -> Option<SystemTime> {
+    for _ in 0..60 {
+        match ari.variable(call, markers::STOPPED_AT_VARIABLE).await {
+            Ok(noted) => return noted.as_deref().and_then(markers::parse_dialplan_time),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    None
+}
+
 /// When the dialplan's stop subroutine cut the call's capture, if it did.
 pub(super) async fn noted_cut(ari: &AriClient, call: &str) -> Option<SystemTime> {
     let noted = ari.variable(call, markers::STOPPED_AT_VARIABLE).await.ok().flatten();

@@ -179,18 +179,21 @@ impl StreamBuffer {
     /// clock gives the packet's arrival (0 for the first packet); `sequence`,
     /// the RTP sequence number, tells a stale copy from a backward jump.
     pub fn place(&mut self, ssrc: u32, sequence: u16, timestamp: u32, payload: &[u8], arrival: u64) -> Placement {
-        self.place_masked(ssrc, sequence, timestamp, payload, arrival, &Mask::CLEAR)
+        self.place_masked(ssrc, sequence, timestamp, payload, arrival as i64, &Mask::CLEAR)
     }
 
     /// Places one packet's payload as `place` does, writing silence instead
-    /// of every sample `mask` covers.
+    /// of every sample `mask` covers. `arrival` may be negative: a packet
+    /// that came before the recording began (while another stream of it was
+    /// still awaited) anchors the stream's clock, and its tail, the part from
+    /// sample 0 on, is kept.
     pub fn place_masked(
         &mut self,
         ssrc: u32,
         sequence: u16,
         timestamp: u32,
         payload: &[u8],
-        arrival: u64,
+        arrival: i64,
         mask: &Mask,
     ) -> Placement {
         // Checked before the clock: a packet without audio says nothing about
@@ -200,7 +203,6 @@ impl StreamBuffer {
             return Placement::Empty;
         }
         self.stats.packets += 1;
-        let arrival = arrival as i64;
         let position = match &mut self.clock {
             None => {
                 self.clock = Some(RtpClock::anchored(ssrc, sequence, timestamp, arrival));
@@ -227,11 +229,12 @@ impl StreamBuffer {
         };
         // A run of stale packets counts only while nothing in step comes between.
         self.stale_run = (0, 0);
-        if position < 0 {
+        if position + payload.len() as i64 <= 0 {
             self.stats.before_start += 1;
             return Placement::BeforeStart;
         }
-        let placement = self.write(position as u64, payload, mask);
+        let tail = &payload[(-position).max(0) as usize..];
+        let placement = self.write(position.max(0) as u64, tail, mask);
         match placement {
             Placement::FilledGap => self.stats.late += 1,
             Placement::Duplicate => self.stats.duplicates += 1,
@@ -472,6 +475,25 @@ mod tests {
         place(&mut buffer, 10_000, 0);
         assert_eq!(buffer.place(SSRC, u16::MAX, 10_000 - FRAME as u32, &frame(7), 0), Placement::BeforeStart);
         assert_eq!(buffer.stats().before_start, 1);
+    }
+
+    #[test]
+    fn a_packet_from_before_the_recording_began_anchors_the_clock_and_keeps_its_tail() {
+        let mut buffer = buffer();
+        // It arrived 5 ms (40 samples) before the recording's first sample.
+        assert_eq!(buffer.place_masked(SSRC, 1, 1000, &frame(1), -40, &Mask::CLEAR), Placement::Appended);
+        assert_eq!(buffer.len(), 120);
+        assert_eq!(buffer.place(SSRC, 2, 1000 + FRAME as u32, &frame(2), 120), Placement::Appended);
+        let audio = buffer.finish(280);
+        assert_eq!(audio.ulaw[..120], [1; 120]);
+        assert_eq!(audio.ulaw[120..], [2; FRAME]);
+        assert_eq!(audio.missing_samples, 0);
+        // One that ends before sample 0 is dropped.
+        assert_eq!(buffer_with_before_start(), Placement::BeforeStart);
+    }
+
+    fn buffer_with_before_start() -> Placement {
+        buffer().place_masked(SSRC, 1, 1000, &frame(1), -(FRAME as i64), &Mask::CLEAR)
     }
 
     #[test]

@@ -54,6 +54,30 @@ pub fn peak(audio: &[u8], frequency: f64) -> f64 {
     track(audio, frequency).into_iter().fold(0.0, f64::max)
 }
 
+/// The level of `frequency` over `audio[from_ms..to_ms]` as one window, in
+/// dB (of the Goertzel magnitude; a track of digital silence is -200 dB).
+pub fn level_db(audio: &[u8], frequency: f64, from_ms: usize, to_ms: usize) -> f64 {
+    let samples = decode(audio);
+    let (from, to) = ((from_ms * 8).min(samples.len()), (to_ms * 8).min(samples.len()));
+    20.0 * (magnitude(&samples[from..to], frequency) + 1e-10).log10()
+}
+
+/// Where `frequency` starts sounding after a pause of at least 50 ms, in ms,
+/// at 5 ms resolution.
+pub fn onsets_ms(audio: &[u8], frequency: f64) -> Vec<usize> {
+    let window = WINDOW / 2;
+    let present: Vec<bool> = decode(audio).chunks_exact(window).map(|w| magnitude(w, frequency) > PRESENT).collect();
+    let mut onsets = Vec::new();
+    let mut quiet = 0;
+    for (index, &on) in present.iter().enumerate() {
+        if on && quiet >= 10 {
+            onsets.push(index * 5);
+        }
+        quiet = if on { 0 } else { quiet + 1 };
+    }
+    onsets
+}
+
 /// Asserts that `frequency` never sounds in `audio` (ignoring the last
 /// `edge_ms`, where a window may catch the first milliseconds of what came
 /// right after the end).
@@ -62,6 +86,17 @@ pub fn assert_absent(audio: &[u8], frequency: f64, what: &str) {
     let usable = track.len().saturating_sub(2);
     let loudest = track[..usable].iter().cloned().fold(0.0, f64::max);
     assert!(loudest < ABSENT, "{what}: {frequency} Hz should be absent but peaks at {loudest:.0}");
+}
+
+/// Asserts that `frequency` never sounds in `audio[from_ms..to_ms]`.
+pub fn assert_absent_in(audio: &[u8], frequency: f64, from_ms: usize, to_ms: usize, what: &str) {
+    let track = track(audio, frequency);
+    let (from, to) = (from_ms / 10, (to_ms / 10).min(track.len()));
+    let loudest = track[from.min(to)..to].iter().cloned().fold(0.0, f64::max);
+    assert!(
+        loudest < ABSENT,
+        "{what}: {frequency} Hz should be absent in {from_ms}..{to_ms} ms but peaks at {loudest:.0}"
+    );
 }
 
 /// Asserts that `frequency` sounds in at least `fraction` of `audio[from_ms..to_ms]`.

@@ -45,6 +45,11 @@ pub fn ari_get(path: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new().get(format!("{ARI_URL}/ari/{path}")).basic_auth(ARI_USER, Some(ARI_PASSWORD))
 }
 
+/// A DELETE on ARI, as someone other than callrec would send it.
+pub fn ari_delete(path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().delete(format!("{ARI_URL}/ari/{path}")).basic_auth(ARI_USER, Some(ARI_PASSWORD))
+}
+
 async fn get_json(path: &str) -> Value {
     ari_get(path)
         .send()

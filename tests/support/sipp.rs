@@ -11,7 +11,10 @@ use tokio::process::{Child, Command};
 pub struct Caller {
     extension: String,
     tag: String,
-    tone_hz: u32,
+    /// The μ-law file streamed as the caller's voice; `None`: says nothing.
+    voice: Option<PathBuf>,
+    /// The start marker's options, passed in X-Callrec-Options.
+    options: String,
     number: String,
     name: String,
     hang_up_after: Option<Duration>,
@@ -29,7 +32,8 @@ impl Caller {
         Caller {
             extension: extension.into(),
             tag: tag.into(),
-            tone_hz: 1000,
+            voice: Some(tone_file(1000)),
+            options: String::new(),
             number: "5551001".into(),
             name: "Test Caller".into(),
             hang_up_after: None,
@@ -38,7 +42,25 @@ impl Caller {
 
     /// The caller's tone: 700, 1000 or 1300 Hz (tests/data/callerN.ulaw).
     pub fn tone(mut self, hz: u32) -> Caller {
-        self.tone_hz = hz;
+        self.voice = Some(tone_file(hz));
+        self
+    }
+
+    /// The caller says what this μ-law file holds (looped).
+    pub fn saying(mut self, file: &std::path::Path) -> Caller {
+        self.voice = Some(file.to_path_buf());
+        self
+    }
+
+    /// The caller sends no audio at all.
+    pub fn silent(mut self) -> Caller {
+        self.voice = None;
+        self
+    }
+
+    /// Options for the scenario's start marker (`channels=stereo&...`).
+    pub fn options(mut self, options: &str) -> Caller {
+        self.options = options.into();
         self
     }
 
@@ -56,10 +78,8 @@ impl Caller {
 
     pub fn place(self) -> Call {
         let dir = tempfile::tempdir().unwrap();
-        let tone = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/caller{}.ulaw", self.tone_hz));
-        assert!(tone.exists(), "no caller tone {}", tone.display());
         let scenario = dir.path().join("caller.xml");
-        std::fs::write(&scenario, self.scenario(&tone.display().to_string())).unwrap();
+        std::fs::write(&scenario, self.scenario()).unwrap();
         let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
         let child = Command::new("sipp")
             .arg("127.0.0.1:5060")
@@ -78,7 +98,11 @@ impl Caller {
         Call { child, dir, placed_at: Instant::now() }
     }
 
-    fn scenario(&self, tone: &str) -> String {
+    fn scenario(&self) -> String {
+        let voice = match &self.voice {
+            Some(file) => format!(r#"<nop><action><exec rtp_stream="{},-1,0"/></action></nop>"#, file.display()),
+            None => String::new(),
+        };
         let from =
             format!("\"{}\" <sip:{}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]", self.name, self.number);
         let end = match self.hang_up_after {
@@ -126,6 +150,7 @@ impl Caller {
       Contact: sip:sipp@[local_ip]:[local_port]
       Max-Forwards: 70
       X-Callrec-Tag: {tag}
+      X-Callrec-Options: {options}
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -154,25 +179,130 @@ impl Caller {
       Content-Length: 0
 
   ]]></send>
-  <nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>
+  {voice}
   {end}
 </scenario>
 "#,
             tag = self.tag,
+            options = self.options,
         )
     }
+}
+
+/// One of the callers' tone files (tests/data/callerN.ulaw: 700, 1000 or 1300 Hz).
+pub fn tone_file(hz: u32) -> PathBuf {
+    let tone = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/caller{hz}.ulaw"));
+    assert!(tone.exists(), "no caller tone {}", tone.display());
+    tone
+}
+
+/// A second SIP party: answers the one call the lab's `agent` endpoint
+/// places (on 127.0.0.1:15092) as "Agent Smith" <2001>, says a tone, and
+/// answers the PBX's BYE.
+pub struct Agent {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+pub const AGENT_NUMBER: &str = "2001";
+pub const AGENT_NAME: &str = "Agent Smith";
+
+impl Agent {
+    pub fn answer(tone_hz: u32) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("agent.xml");
+        std::fs::write(&scenario, agent_scenario(&tone_file(tone_hz).display().to_string())).unwrap();
+        let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-p", "15092", "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sipp");
+        Agent { child, dir }
+    }
+
+    /// Waits for the agent's call to end the way its scenario says.
+    pub async fn finish(mut self) {
+        wait_for_sipp(&mut self.child, self.dir.path()).await;
+    }
+}
+
+fn agent_scenario(tone: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callrec test agent">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      P-Asserted-Identity: "{AGENT_NAME}" <sip:{AGENT_NUMBER}@127.0.0.1>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>
+  <recv request="BYE" timeout="80000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"#
+    )
+}
+
+async fn wait_for_sipp(child: &mut Child, dir: &std::path::Path) {
+    let status =
+        tokio::time::timeout(Duration::from_secs(100), child.wait()).await.expect("the sipp call ends").unwrap();
+    let log = std::fs::read_to_string(dir.join("sipp.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(status.success(), "sipp failed ({status}):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
 }
 
 impl Call {
     /// Waits for the call to end; it must have ended the way the scenario says.
     pub async fn finish(mut self) {
-        let status = tokio::time::timeout(Duration::from_secs(100), self.child.wait())
-            .await
-            .expect("the sipp call ends")
-            .unwrap();
-        let log = std::fs::read_to_string(self.dir.path().join("sipp.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        assert!(status.success(), "sipp failed ({status}):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        wait_for_sipp(&mut self.child, self.dir.path()).await;
     }
 }
 
