@@ -408,29 +408,32 @@ impl Session {
     /// the dialplan noted that it cut the capture (`noted_cut`, see
     /// `handle_capture_cut`), the recording ends there, as stopped; otherwise
     /// (its externalMedia channel or bridge was removed, say) it ends where
-    /// its audio stopped, as an error: `no_media`. Returns whether it ended
-    /// as `no_media`.
+    /// its audio stopped, as an error: `no_media`. Returns how it ended, if
+    /// it was running.
     pub fn handle_no_media(
         &mut self,
         now: Instant,
         recording: RecordingId,
         last_audio_at: Instant,
         noted_cut: Option<Instant>,
-    ) -> bool {
+    ) -> Option<EndReason> {
         let Some(Current { phase: Phase::Capturing { started_at }, .. }) = self.current_of(recording) else {
-            return false;
+            return None;
         };
         let started_at = *started_at;
         match noted_cut {
-            Some(at) if (started_at..=now).contains(&at) => {
-                self.finish(at, EndReason::Stop, None);
-                false
-            }
-            _ => {
-                self.finish(last_audio_at.max(started_at), EndReason::Error, Some("no_media".into()));
-                true
-            }
+            Some(at) if (started_at..=now).contains(&at) => self.finish(at, EndReason::Stop, None),
+            _ => self.finish(last_audio_at.max(started_at), EndReason::Error, Some("no_media".into())),
         }
+        self.finished_reason()
+    }
+
+    /// The reason of the recording that just ended, from the actions queued.
+    fn finished_reason(&self) -> Option<EndReason> {
+        self.actions.iter().rev().find_map(|action| match action {
+            Action::Finish(finished) => Some(finished.reason),
+            _ => None,
+        })
     }
 
     /// The recording's snoop channel ended without callrec ending it. The
@@ -1002,10 +1005,11 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = started(&mut session, t0, t0 + ms(40));
         drain(&mut session);
-        assert!(!session.handle_no_media(t0 + ms(3000), Uuid::new_v4(), t0 + ms(900), None));
+        assert_eq!(session.handle_no_media(t0 + ms(3000), Uuid::new_v4(), t0 + ms(900), None), None);
         assert!(drain(&mut session).is_empty(), "another recording's silence is not ours");
         // A cut noted before this recording began is an older one.
-        assert!(session.handle_no_media(t0 + ms(3000), id, t0 + ms(900), Some(t0 + ms(10))));
+        let ended = session.handle_no_media(t0 + ms(3000), id, t0 + ms(900), Some(t0 + ms(10)));
+        assert_eq!(ended, Some(EndReason::Error));
         let actions = drain(&mut session);
         let ended = finished(&actions);
         assert_eq!((ended[0].reason, ended[0].ended_at), (EndReason::Error, t0 + ms(900)));
@@ -1018,7 +1022,8 @@ mod tests {
         let mut session = Session::new(TIMEOUT);
         let id = started(&mut session, t0, t0 + ms(40));
         drain(&mut session);
-        assert!(!session.handle_no_media(t0 + ms(5000), id, t0 + ms(2990), Some(t0 + ms(3000))));
+        let ended = session.handle_no_media(t0 + ms(5000), id, t0 + ms(2990), Some(t0 + ms(3000)));
+        assert_eq!(ended, Some(EndReason::Stop));
         let actions = drain(&mut session);
         let ended = finished(&actions);
         assert_eq!(

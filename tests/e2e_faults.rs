@@ -9,9 +9,11 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::audio::{assert_absent, assert_present};
+use support::audio::{assert_absent, assert_absent_in, assert_present};
 use support::callrec::{Callrec, Options};
-use support::checks::{assert_between_marks, assert_metadata, assert_onset_complete, assert_well_formed, PROMPT_MS};
+use support::checks::{
+    assert_between_marks, assert_delivered, assert_metadata, assert_onset_complete, assert_well_formed, PROMPT_MS,
+};
 use support::lab::{self, assert_nothing_left, mark};
 use support::proxy::Proxy;
 use support::sipp::Caller;
@@ -246,6 +248,45 @@ async fn a_stop_marker_placed_while_ari_is_down_still_keeps_what_follows_out() {
     assert_nothing_left().await;
     let log = callrec.stop().await;
     assert!(log.contains("the dialplan cut the capture"), "{log}");
+}
+
+/// As above, for a pause in a stereo recording: the pause subroutine cuts
+/// both snoop channels, so neither track holds what follows.
+#[tokio::test]
+async fn a_pause_placed_while_ari_is_down_cuts_both_tracks_there() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let (mut proxy, mut callrec) = behind_a_proxy(&webhook).await;
+    let tag = lab::tag("cutpause");
+
+    let call = Caller::new("pause", &tag).options("channels=stereo").place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    proxy.stop_listening();
+    proxy.cut();
+    // The pause marker fails; the "card number" prompt plays, then the rest.
+    mark(&tag, "paused").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(webhook.deliveries().is_empty());
+    proxy.start(asterisk()).await;
+
+    let deliveries = webhook.wait_for(1, Duration::from_secs(20)).await;
+    let (meta, tracks) = assert_delivered(&deliveries[0], "pause", "stop", "wav", 2);
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "pause").await);
+    assert_onset_complete(&tracks[1]);
+    assert_present(&tracks[1], 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt before the pause marker");
+    assert_present(&tracks[0], 1000.0, 0, PROMPT_MS - 20, 0.98, "the caller before the pause marker");
+    // From past the prompt's onset: a tone that starts inside a 10 ms
+    // window splashes into its neighbours' bins there.
+    let duration = tracks[0].len() / 8;
+    for track in &tracks {
+        assert_absent_in(track, 500.0, 250, duration - 20, "the prompt after the pause marker");
+        assert_absent_in(track, 800.0, 250, duration - 20, "the prompt after the resume marker");
+    }
+    call.finish().await;
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("the dialplan cut the capture"), "{log}");
+    assert!(!log.contains("recordings_no_media"), "{log}");
 }
 
 #[tokio::test]

@@ -34,6 +34,10 @@ mod release;
 
 use finish::{teardown, CallKeys, FinishJob};
 
+/// Logged when a recording ends where the dialplan cut its capture.
+const CUT_BY_DIALPLAN: &str =
+    "the dialplan cut the capture at a stop or pause marker callrec could not hear; the recording ends there";
+
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -431,7 +435,7 @@ impl Recorder {
                     // been stepped since start-up.
                     let stopped_at = stopped_at.map(|at| WallClock::now().instant_of(at));
                     if stopped_at.is_some() {
-                        info!(channel = %c.channel.name, %recording, "the dialplan cut the capture at a stop marker callrec could not hear; the recording ends there");
+                        info!(channel = %c.channel.name, %recording, "{CUT_BY_DIALPLAN}");
                     }
                     c.session.handle_capture_cut(now, recording, stopped_at);
                     self.process(&call);
@@ -442,13 +446,18 @@ impl Recorder {
                 let noted_cut = stopped_at.map(|at| WallClock::now().instant_of(at));
                 let (metrics, live) =
                     (self.parts.metrics.clone(), self.live.get(&recording).map(|live| live.call.clone()));
+                let channel = live.unwrap_or_default();
                 self.with_session(recording, |session| {
-                    if session.handle_no_media(now, recording, last_audio_at, noted_cut) {
-                        metrics.recordings_no_media.inc();
-                        warn!(
-                            channel = %live.unwrap_or_default(), %recording, silent_for = ?last_audio_at.elapsed(),
-                            "no RTP for a running recording (its capture channel or bridge is gone?); it ends where its audio stopped"
-                        );
+                    match session.handle_no_media(now, recording, last_audio_at, noted_cut) {
+                        Some(EndReason::Stop) => info!(%channel, %recording, "{CUT_BY_DIALPLAN}"),
+                        Some(_) => {
+                            metrics.recordings_no_media.inc();
+                            warn!(
+                                %channel, %recording, silent_for = ?last_audio_at.elapsed(),
+                                "no RTP for a running recording (its capture channel or bridge is gone?); it ends where its audio stopped"
+                            );
+                        }
+                        None => {}
                     }
                 });
             }

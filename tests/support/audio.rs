@@ -84,8 +84,14 @@ pub fn onsets_ms(audio: &[u8], frequency: f64) -> Vec<usize> {
 pub fn assert_absent(audio: &[u8], frequency: f64, what: &str) {
     let track = track(audio, frequency);
     let usable = track.len().saturating_sub(2);
-    let loudest = track[..usable].iter().cloned().fold(0.0, f64::max);
-    assert!(loudest < ABSENT, "{what}: {frequency} Hz should be absent but peaks at {loudest:.0}");
+    let (at, loudest) =
+        track[..usable].iter().cloned().enumerate().fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    assert!(
+        loudest < ABSENT,
+        "{what}: {frequency} Hz should be absent but peaks at {loudest:.0} at {} ms of {} ms",
+        at * 10,
+        track.len() * 10
+    );
 }
 
 /// Asserts that `frequency` never sounds in `audio[from_ms..to_ms]`.
