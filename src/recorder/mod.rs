@@ -144,19 +144,11 @@ struct Live {
     keys: CallKeys,
 }
 
-impl Live {
-    fn ids(&self, app: &str, recording: RecordingId, track: Track) -> ResourceIds {
-        ResourceIds::new(app, recording, track)
-    }
-}
-
 pub struct Recorder {
     parts: RecorderParts,
     clock: WallClock,
     calls: HashMap<String, Call>,
     live: HashMap<RecordingId, Live>,
-    /// Helper channel id -> its recording and role.
-    helpers: HashMap<String, (RecordingId, Resource)>,
     results_tx: mpsc::UnboundedSender<TaskResult>,
     results_rx: mpsc::UnboundedReceiver<TaskResult>,
     tasks: JoinSet<()>,
@@ -177,7 +169,6 @@ impl Recorder {
             clock: WallClock::now(),
             calls: HashMap::new(),
             live: HashMap::new(),
-            helpers: HashMap::new(),
             results_tx,
             results_rx,
             tasks: JoinSet::new(),
@@ -241,7 +232,7 @@ impl Recorder {
         let now = Instant::now();
         match event {
             Event::StasisStart { channel, args } => {
-                if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
+                if let Some((recording, resource)) = self.helper(&channel.id) {
                     if let (Resource::Snoop(track), Some(live)) = (resource, self.live.get_mut(&recording)) {
                         live.snoop_names.push((track, channel.name));
                     }
@@ -255,7 +246,7 @@ impl Recorder {
                 }
             }
             Event::StasisEnd { channel } => {
-                if let Some(&(recording, resource)) = self.helpers.get(&channel.id) {
+                if let Some((recording, resource)) = self.helper(&channel.id) {
                     if let Some(live) = self.live.get(&recording) {
                         // Not torn down by callrec: find out whether the call
                         // is gone, or else whether the dialplan cut the capture.
@@ -514,6 +505,11 @@ impl Recorder {
         }
     }
 
+    /// The running recording and role of one of callrec's own channels.
+    fn helper(&self, channel: &str) -> Option<(RecordingId, Resource)> {
+        resources::parse(self.parts.ari.app(), channel).filter(|(recording, _)| self.live.contains_key(recording))
+    }
+
     /// Runs `f` on the session that owns `recording`, then its actions.
     fn with_session(&mut self, recording: RecordingId, f: impl FnOnce(&mut Session)) {
         let Some(call) = self.live.get(&recording).map(|live| live.call.clone()) else { return };
@@ -577,8 +573,6 @@ impl Recorder {
         self.spawn_call_keys(&channel.id, recording, keys);
         for &track in tracks {
             let ids = ResourceIds::new(&app, recording, track);
-            self.helpers.insert(ids.snoop.clone(), (recording, Resource::Snoop(track)));
-            self.helpers.insert(ids.media.clone(), (recording, Resource::Media(track)));
 
             let ari = self.parts.ari.clone();
             let (snoop, call, snoop_id) = (ari.clone(), channel.id.clone(), ids.snoop.clone());
@@ -633,8 +627,10 @@ impl Recorder {
     }
 
     fn bridge(&mut self, call: &str, recording: RecordingId, track: Track) {
-        let Some(live) = self.live.get(&recording) else { return };
-        let ids = live.ids(self.parts.ari.app(), recording, track);
+        if !self.live.contains_key(&recording) {
+            return;
+        }
+        let ids = ResourceIds::new(self.parts.ari.app(), recording, track);
         let (ari, results, call) = (self.parts.ari.clone(), self.results_tx.clone(), call.to_string());
         self.tasks.spawn(async move {
             let result = ari.add_to_bridge(&ids.bridge, &[&ids.snoop, &ids.media]).await;
@@ -664,10 +660,6 @@ impl Recorder {
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
         let keys = self.live.remove(&finished.recording).map(|live| live.keys).unwrap_or_default();
-        let (helpers, _) = ResourceIds::of_tracks(self.parts.ari.app(), finished.recording, finished.options.tracks());
-        for helper in helpers {
-            self.helpers.remove(&helper);
-        }
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
@@ -726,7 +718,7 @@ impl Recorder {
                 snoops: live
                     .tracks
                     .iter()
-                    .map(|&track| live.ids(self.parts.ari.app(), *recording, track).snoop)
+                    .map(|&track| ResourceIds::new(self.parts.ari.app(), *recording, track).snoop)
                     .collect(),
                 capturing: self.calls.get(&live.call).is_some_and(|c| c.session.capturing() == Some(*recording)),
             })
