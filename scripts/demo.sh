@@ -63,9 +63,10 @@ cat <<EOT
 Recorded: ${recording%.json}.ul
   name $(field name), $(field duration_ms) ms, ended by $(field end_reason), caller $(field caller_number)
   metadata: $recording
-  listen:   sox -t ul -r 8000 -c 1 ${recording%.json}.ul demo.wav
+  listen:   target/release/callrec convert ${recording%.json}.ul demo.wav
 
-The stack keeps running: call sip:100@127.0.0.1 (partial) or sip:200@127.0.0.1
-(entire call) from a softphone on this host, and new recordings land in
+The stack keeps running: call sip:100@127.0.0.1 (partial), sip:200@127.0.0.1
+(entire call) or sip:400@127.0.0.1 (a card number kept out by pause and
+resume) from a softphone on this host, and new recordings land in
 $OUTPUT_DIR. Stop it all with: scripts/demo.sh stop
 EOT
