@@ -68,6 +68,7 @@ async fn stereo_puts_the_caller_left_and_what_the_caller_hears_right() {
         assert_absent_in(track, 500.0, 250, duration - 20, "the prompt after the stop marker");
     }
     assert_eq!(meta["missing_ms"], 0);
+    assert_eq!(meta["silent_tracks"], serde_json::json!([]), "both parties were heard: {meta}");
     assert_nothing_left().await;
     let log = callrec.stop().await;
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "a clean call logs no warning:\n{log}");
@@ -338,6 +339,49 @@ async fn a_recording_of_nothing_is_delivered_as_silent() {
     assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
     assert_eq!(meta["silent"], true, "{meta}");
     assert_eq!(meta["missing_ms"], 0, "silence that came, not packets that did not: {meta}");
+    let duration = meta["duration_ms"].as_i64().unwrap();
+    assert_eq!(meta["silence_ms"].as_i64(), Some(duration), "all of it is silence Asterisk sent: {meta}");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_hold_is_reported_as_silence_asterisk_sent() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with(&webhook).await;
+    let tag = lab::tag("hold");
+
+    Caller::new("hold", &tag).silent().place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let (meta, tracks) = assert_delivered(&deliveries[0], "hold", "stop", "ulaw", 1);
+    let (hold, held) = (at(&meta, &tag, "hold").await, at(&meta, &tag, "held").await);
+    let silences = meta["silences"].as_array().unwrap();
+    println!("silences {silences:?}; the hold from {hold} to {held} ms");
+    assert_eq!(silences.len(), 1, "one stretch of silence: {meta}");
+    let (start, end) = (silences[0]["start_ms"].as_i64().unwrap(), silences[0]["end_ms"].as_i64().unwrap());
+    // A prompt's last and first 20 ms frame may be partly silent.
+    assert!((start - hold).abs() <= 60 && (end - held).abs() <= 60, "silence {start}..{end}, hold {hold}..{held}");
+    assert_eq!(meta["silence_ms"].as_i64(), Some(end - start));
+    assert_eq!((meta["missing_ms"].as_u64(), meta["silent"].as_bool()), (Some(0), Some(false)));
+    assert_present(&tracks[0], 500.0, 20, start as usize - 20, 0.97, "the prompt before the hold");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn a_stereo_track_that_never_carries_speech_is_named() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with(&webhook).await;
+    let tag = lab::tag("oneway");
+
+    Caller::new("stereo", &tag).options("channels=stereo").silent().place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let (meta, tracks) = assert_delivered(&deliveries[0], "stereo", "stop", "wav", 2);
+    assert_eq!(meta["silent_tracks"], serde_json::json!(["caller"]), "{meta}");
+    assert_eq!(meta["silent"], false, "the prompt was heard: {meta}");
+    assert_present(&tracks[1], 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt, right");
     assert_nothing_left().await;
     callrec.stop().await;
 }

@@ -47,19 +47,26 @@ pub struct Metadata {
     pub missing_ms: u64,
     /// Paused stretches, in recording time; with `pause=skip`, the points
     /// where they were cut out (`start_ms == end_ms`).
-    pub masked: Vec<MaskedRange>,
+    pub masked: Vec<TimeRange>,
     /// The total paused time.
     pub masked_ms: u64,
     /// No sample rises above a low level in any track: nothing was heard.
     pub silent: bool,
+    /// Stretches over 100 ms where Asterisk sent exact digital silence on
+    /// every track (not silence callrec inserted: see `missing_ms`, `masked`).
+    pub silences: Vec<TimeRange>,
+    pub silence_ms: u64,
+    /// For stereo, the tracks that never carried speech (one-way audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_tracks: Option<Vec<String>>,
     /// What went wrong, when `end_reason` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// One paused stretch of a recording, in milliseconds from its start.
+/// A stretch of a recording, in milliseconds from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaskedRange {
+pub struct TimeRange {
     pub start_ms: u64,
     pub end_ms: u64,
 }
@@ -150,6 +157,9 @@ pub(crate) mod tests {
             masked: Vec::new(),
             masked_ms: 0,
             silent: false,
+            silences: Vec::new(),
+            silence_ms: 0,
+            silent_tracks: None,
             error: None,
         }
     }
@@ -192,6 +202,8 @@ pub(crate) mod tests {
             "masked",
             "masked_ms",
             "silent",
+            "silences",
+            "silence_ms",
         ] {
             assert!(keys.contains(&key), "{key} missing");
         }

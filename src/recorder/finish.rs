@@ -13,13 +13,13 @@ use tracing::{info, warn};
 
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
-use crate::delivery::metadata::{rfc3339, samples_in, MaskedRange, Metadata, WallClock};
+use crate::delivery::metadata::{rfc3339, samples_in, Metadata, TimeRange, WallClock};
 use crate::delivery::{Delivery, FinishedRecording};
 use crate::markers::PauseMode;
 use crate::media::MediaHandle;
 use crate::metrics::Metrics;
 use crate::recording::encode::{self, AudioFormat};
-use crate::recording::{mask, CapturedRecording};
+use crate::recording::{mask, silence, CapturedRecording};
 use crate::resources::ResourceIds;
 use crate::session::{Finished, Track};
 use crate::ulaw;
@@ -110,6 +110,7 @@ pub(super) fn assemble(
             .map(|_| crate::recording::CapturedAudio {
                 ulaw: vec![ulaw::SILENCE; total_samples as usize],
                 missing_samples: total_samples,
+                missing: std::iter::once(0..total_samples).collect(),
                 stats: Default::default(),
             })
             .collect(),
@@ -117,14 +118,49 @@ pub(super) fn assemble(
     });
     let missing_samples = captured.tracks.iter().map(|track| track.missing_samples).max().unwrap_or(0);
     let masked_samples: u64 = captured.masked.iter().map(|range| range.end - range.start).sum();
-    let (audio_tracks, masked): (Vec<Vec<u8>>, Vec<MaskedRange>) = match finished.options.pause {
+    // Silence callrec wrote itself is not Asterisk's: lost packets, pauses.
+    let inserted = silence::merged(
+        captured
+            .tracks
+            .iter()
+            .flat_map(|track| track.missing.iter().cloned())
+            .chain(captured.masked.iter().cloned())
+            .collect(),
+    );
+    let slices: Vec<&[u8]> = captured.tracks.iter().map(|track| track.ulaw.as_slice()).collect();
+    let silences = silence::digital_silences(&slices, &inserted);
+    let silent_tracks = match tracks {
+        [Track::Both] => None,
+        tracks => Some(
+            tracks
+                .iter()
+                .zip(&slices)
+                .filter(|(_, audio)| silence::without_speech(audio))
+                .map(|(track, _)| track.label().to_string())
+                .collect(),
+        ),
+    };
+    let silence_samples: u64 = silences.iter().map(|range| range.end - range.start).sum();
+    let (audio_tracks, masked, silences): (Vec<Vec<u8>>, Vec<TimeRange>, Vec<TimeRange>) = match finished.options.pause
+    {
         PauseMode::Silence => (
             captured.tracks.into_iter().map(|track| track.ulaw).collect(),
-            captured.masked.iter().map(|range| masked_range(range.start, range.end)).collect(),
+            captured.masked.iter().map(|range| time_range(range.start, range.end)).collect(),
+            silences.iter().map(|range| time_range(range.start, range.end)).collect(),
         ),
         PauseMode::Skip => (
             captured.tracks.iter().map(|track| mask::cut(&track.ulaw, &captured.masked)).collect(),
-            mask::cut_points(&captured.masked).into_iter().map(|point| masked_range(point, point)).collect(),
+            mask::cut_points(&captured.masked).into_iter().map(|point| time_range(point, point)).collect(),
+            silences
+                .iter()
+                .map(|range| {
+                    let (start, end) = (
+                        mask::after_cuts(range.start, &captured.masked),
+                        mask::after_cuts(range.end, &captured.masked),
+                    );
+                    time_range(start, end)
+                })
+                .collect(),
         ),
     };
     let samples = audio_tracks.first().map_or(0, |track| track.len() as u64);
@@ -168,13 +204,16 @@ pub(super) fn assemble(
         masked,
         masked_ms: ulaw::millis(masked_samples),
         silent,
+        silences,
+        silence_ms: ulaw::millis(silence_samples),
+        silent_tracks,
         error: finished.error.clone(),
     };
     (FinishedRecording { metadata, audio: audio.into(), format }, finished.options.min)
 }
 
-fn masked_range(start: u64, end: u64) -> MaskedRange {
-    MaskedRange { start_ms: ulaw::millis(start), end_ms: ulaw::millis(end) }
+fn time_range(start: u64, end: u64) -> TimeRange {
+    TimeRange { start_ms: ulaw::millis(start), end_ms: ulaw::millis(end) }
 }
 
 /// Destroys bridges and hangs up channels; what is already gone is fine.
@@ -221,7 +260,7 @@ mod tests {
     }
 
     fn track(ulaw: Vec<u8>) -> CapturedAudio {
-        CapturedAudio { ulaw, missing_samples: 0, stats: Default::default() }
+        CapturedAudio { ulaw, missing_samples: 0, missing: Vec::new(), stats: Default::default() }
     }
 
     fn tone(samples: usize) -> Vec<u8> {
@@ -255,7 +294,7 @@ mod tests {
         let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
         let meta = &recording.metadata;
         assert_eq!(meta.duration_ms, 2000);
-        assert_eq!(meta.masked, vec![MaskedRange { start_ms: 500, end_ms: 1500 }]);
+        assert_eq!(meta.masked, vec![TimeRange { start_ms: 500, end_ms: 1500 }]);
         assert_eq!(meta.masked_ms, 1000);
     }
 
@@ -267,7 +306,7 @@ mod tests {
         let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
         let meta = &recording.metadata;
         assert_eq!((meta.duration_ms, meta.masked_ms), (1000, 1000));
-        assert_eq!(meta.masked, vec![MaskedRange { start_ms: 500, end_ms: 500 }]);
+        assert_eq!(meta.masked, vec![TimeRange { start_ms: 500, end_ms: 500 }]);
         assert_eq!((meta.format.as_str(), meta.channels), ("wav", 2));
         assert_eq!(meta.tracks, vec!["caller", "callee"]);
         assert_eq!(meta.bytes, recording.audio.len() as u64);

@@ -29,6 +29,8 @@ const STALE_RUN_RESYNC: u32 = 10;
 /// by a late packet: they are only counted from then on, which keeps the
 /// list of open gaps short however lossy a long recording is.
 const SETTLED_AFTER_SAMPLES: u64 = 2 * MAX_REORDER_SAMPLES as u64;
+/// Settled gaps whose place is remembered (16 bytes each).
+const MAX_SETTLED_RANGES: usize = 65_536;
 
 /// What became of one placed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,8 @@ pub struct CapturedAudio {
     pub ulaw: Vec<u8>,
     /// Samples of silence standing in for packets that never came.
     pub missing_samples: u64,
+    /// Where that silence is, in order.
+    pub missing: Vec<Range<u64>>,
     pub stats: StreamStats,
 }
 
@@ -139,6 +143,10 @@ pub struct StreamBuffer {
     gaps: Vec<Range<u64>>,
     /// Samples of silence in gaps too old to be filled any more.
     settled_missing: u64,
+    /// Where those gaps are, so that silence callrec inserted is never taken
+    /// for silence Asterisk sent; at most `MAX_SETTLED_RANGES`, the last one
+    /// widened beyond that (it may then span audio too).
+    settled: Vec<Range<u64>>,
     /// The last stale packet's sequence number and how many stale packets
     /// in a row, with nothing in step between them, have continued each
     /// other's sequence up to it.
@@ -156,6 +164,7 @@ impl StreamBuffer {
             clock: None,
             gaps: Vec::new(),
             settled_missing: 0,
+            settled: Vec::new(),
             stale_run: (0, 0),
             max_samples,
             stats: StreamStats::default(),
@@ -347,8 +356,13 @@ impl StreamBuffer {
     fn settle_old_gaps(&mut self) {
         let horizon = self.len().saturating_sub(SETTLED_AFTER_SAMPLES);
         let settled = self.gaps.iter().take_while(|gap| gap.end <= horizon).count();
-        if settled > 0 {
-            self.settled_missing += self.gaps.drain(..settled).map(|gap| gap.end - gap.start).sum::<u64>();
+        for gap in self.gaps.drain(..settled) {
+            self.settled_missing += gap.end - gap.start;
+            let full = self.settled.len() >= MAX_SETTLED_RANGES;
+            match self.settled.last_mut() {
+                Some(last) if full || last.end == gap.start => last.end = gap.end,
+                _ => self.settled.push(gap),
+            }
         }
     }
 
@@ -364,7 +378,14 @@ impl StreamBuffer {
         self.audio.resize(total_samples as usize, SILENCE);
         let open: u64 = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
         let missing_samples = (self.settled_missing + open).min(total_samples);
-        CapturedAudio { ulaw: self.audio, missing_samples, stats: self.stats }
+        let missing = self
+            .settled
+            .into_iter()
+            .chain(self.gaps)
+            .map(|gap| gap.start..gap.end.min(total_samples))
+            .filter(|gap| !gap.is_empty())
+            .collect();
+        CapturedAudio { ulaw: self.audio, missing_samples, missing, stats: self.stats }
     }
 }
 

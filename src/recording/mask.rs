@@ -107,6 +107,17 @@ pub fn cut_points(ranges: &[Range<u64>]) -> Vec<u64> {
         .collect()
 }
 
+/// Where sample `position` of the uncut recording lands once `ranges` (in
+/// order) are cut out; a position inside a range lands on its cut point.
+pub fn after_cuts(position: u64, ranges: &[Range<u64>]) -> u64 {
+    let removed: u64 = ranges
+        .iter()
+        .take_while(|range| range.start < position)
+        .map(|range| range.end.min(position) - range.start)
+        .sum();
+    position - removed
+}
+
 #[cfg(test)]
 #[allow(clippy::single_range_in_vec_init)]
 mod tests {
@@ -170,6 +181,7 @@ mod tests {
         let ranges = [2..4, 6..9];
         assert_eq!(cut(&track, &ranges), vec![0, 1, 4, 5, 9]);
         assert_eq!(cut_points(&ranges), vec![2, 4]);
+        assert_eq!([0, 2, 3, 4, 5, 7, 9, 10].map(|p| after_cuts(p, &ranges)), [0, 2, 2, 2, 3, 4, 4, 5]);
         assert_eq!(cut(&track, &[8..20]), (0..8).collect::<Vec<u8>>());
         assert_eq!(cut(&track, &[]), track);
     }
