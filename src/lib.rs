@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod markers;
 pub mod media;
 pub mod metrics;
+pub mod parties;
 pub mod recorder;
 pub mod recording;
 pub mod resources;

@@ -21,6 +21,15 @@ pub struct Channel {
     pub dialplan: DialplanLocation,
 }
 
+/// A bridge as ARI describes it (the fields callrec uses).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Bridge {
+    pub id: String,
+    /// The ids of the channels in it.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct DialplanLocation {
     #[serde(default)]
@@ -57,6 +66,15 @@ pub enum Event {
     },
     /// The channel's connected party changed (a call was answered, transferred).
     ChannelConnectedLine {
+        channel: Channel,
+    },
+    /// A channel joined a bridge (the call was put through, or moved by a transfer).
+    ChannelEnteredBridge {
+        bridge: Bridge,
+        channel: Channel,
+    },
+    ChannelLeftBridge {
+        bridge: Bridge,
         channel: Channel,
     },
     /// Another connection took over the application name.

@@ -11,7 +11,7 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 use url::Url;
 
 use super::events::{self, Event};
@@ -200,6 +200,7 @@ async fn pump(
             Some(Err(error)) => return Closed::Lost(error.to_string()),
             Some(Ok(Message::Text(text))) => match events::parse(&text) {
                 Ok(event) => {
+                    trace!(event = %text, "ARI event");
                     let replaced = matches!(event, Event::ApplicationReplaced { .. });
                     if to_recorder.send(AriMessage::Event(Box::new(event))).await.is_err() {
                         return Closed::RecorderGone;

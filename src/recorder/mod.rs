@@ -25,6 +25,7 @@ use crate::delivery::Delivery;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
+use crate::parties::Parties;
 use crate::resources::{self, ResourceIds};
 use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session, Track};
 
@@ -132,6 +133,8 @@ pub(crate) enum Created {
 struct Call {
     channel: Channel,
     session: Session,
+    /// Who the caller was connected to, for the recordings' `parties`.
+    parties: Parties,
 }
 
 /// The recording resources that exist for a running recording.
@@ -276,7 +279,22 @@ impl Recorder {
             }
             Event::ChannelConnectedLine { channel } => {
                 if let Some(call) = self.calls.get_mut(&channel.id) {
+                    debug!(channel = %channel.name, number = %channel.connected.number, "connected line");
+                    call.parties.connected_line(now, &channel.connected.number, &channel.connected.name);
                     call.channel = channel;
+                }
+            }
+            Event::ChannelEnteredBridge { bridge, channel } => {
+                if let Some(call) = self.calls.get_mut(&channel.id) {
+                    let others: Vec<String> = bridge.channels.into_iter().filter(|id| *id != channel.id).collect();
+                    debug!(channel = %channel.name, bridge = %bridge.id, ?others, "entered a bridge");
+                    call.parties.entered_bridge(now, others);
+                }
+            }
+            Event::ChannelLeftBridge { bridge, channel } => {
+                if let Some(call) = self.calls.get_mut(&channel.id) {
+                    debug!(channel = %channel.name, bridge = %bridge.id, "left a bridge");
+                    call.parties.left_bridge(now);
                 }
             }
             Event::ApplicationReplaced { .. } => {
@@ -324,10 +342,11 @@ impl Recorder {
         }
         let id = channel.id.clone();
         let capture_timeout = self.parts.capture_timeout;
-        let call = self
-            .calls
-            .entry(id.clone())
-            .or_insert_with(|| Call { channel: channel.clone(), session: Session::new(capture_timeout) });
+        let call = self.calls.entry(id.clone()).or_insert_with(|| Call {
+            channel: channel.clone(),
+            session: Session::new(capture_timeout),
+            parties: Parties::new(now),
+        });
         call.channel = channel;
         debug!(channel = %call.channel.name, ?command, "marker");
         call.session.handle_marker(now, command, Uuid::new_v4());
