@@ -7,7 +7,7 @@
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
-//! their checks.
+//! their checks (`callrec keygen`, `callrec verify`).
 
 pub mod ari;
 pub mod backoff;

@@ -3,9 +3,11 @@
 //! bytes as delivered (`sha256_hex`), and `signature`, an Ed25519 signature
 //! over the metadata's canonical form (`SigningKey::sign`), which holds
 //! `sha256` and so covers the audio too. `verify` checks both as any receiver
-//! would.
+//! would; `command` is `callrec keygen`, which makes the key pair, and
+//! `callrec verify`, which checks a delivered recording's files.
 
 mod canonical;
+pub mod command;
 mod keys;
 mod signature;
 mod verify;
