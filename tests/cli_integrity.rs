@@ -2,8 +2,9 @@
 //! integrity fields as a receiver in another language meets them: a key pair
 //! on disk with the right modes, a signed recording that verifies, a flipped
 //! audio byte or an edited field that fails with what is wrong named, and
-//! Python rebuilding the exact signed bytes. Python is required: the test
-//! fails, not skips, without it.
+//! Python rebuilding the exact signed bytes and checking the signature with
+//! the README's own snippet. Python is required: these tests fail, not skip,
+//! without it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -337,4 +338,48 @@ fn python_rebuilds_the_canonical_form_byte_for_byte() {
             assert_eq!(output.stdout, ours);
         }
     }
+}
+
+/// The README's "In Python" snippet, as it stands.
+fn readme_python_snippet() -> String {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split_once("## Verifying a recording").expect("README has a section on verifying").1;
+    let block = section.split_once("```python\n").expect("the section has a Python snippet").1;
+    block.split_once("```").unwrap().0.to_string()
+}
+
+#[test]
+fn the_readme_python_snippet_verifies_a_recording_and_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("verify.py");
+    fs::write(&script, readme_python_snippet()).unwrap();
+    let imports = python3(&["-c", "import cryptography"]);
+    assert!(
+        imports.status.success(),
+        "the README's snippet needs Python's cryptography (pip install cryptography): {}",
+        stderr(&imports)
+    );
+    let private = keygen(dir.path());
+    let public = public_of(&private);
+    let json = write_recording(dir.path(), &private, "ul");
+    let audio = json.with_extension("ul");
+    let run = || python3(&[path(&script), path(&json), path(&audio), path(&public)]);
+
+    let output = run();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "ok\n");
+
+    let original = fs::read(&json).unwrap();
+    edit_metadata(&json, |metadata| metadata["duration_ms"] = json!(1));
+    let output = run();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("InvalidSignature"), "{}", stderr(&output));
+
+    fs::write(&json, original).unwrap();
+    let mut bytes = fs::read(&audio).unwrap();
+    bytes[0] ^= 0x80;
+    fs::write(&audio, bytes).unwrap();
+    let output = run();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("sha256 does not match the audio"), "{}", stderr(&output));
 }
