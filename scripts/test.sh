@@ -6,6 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_rust
 ensure_packages sipp=sip-tester sox=sox curl=curl
+# tests/cli_integrity.rs runs the README's Python verifier of a signed recording.
+ensure_python_module cryptography python3-cryptography
 asterisk_up
 # The tests run their own callrec on the lab's Stasis application: another one
 # (the demo's, or the compose service) would take it over.

@@ -57,6 +57,32 @@ pub enum Command {
     Run(RunArgs),
     /// Convert a recording between .ul (raw μ-law, mono, 8000 Hz) and WAV
     Convert(ConvertArgs),
+    /// Make an Ed25519 key pair to sign recordings with: FILE (private) and FILE.pub
+    Keygen(KeygenArgs),
+    /// Check a delivered recording: its audio against sha256, and its signature with --key
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The private key file to write (mode 0600); the public key goes to FILE.pub (mode 0644). Neither may exist
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The recording's metadata (<recording_id>.json)
+    #[arg(value_name = "METADATA.json")]
+    pub metadata: PathBuf,
+
+    /// The recording's audio; by default the .ul or .wav beside the metadata with the same stem
+    #[arg(value_name = "AUDIO")]
+    pub audio: Option<PathBuf>,
+
+    /// Public key (FILE.pub from `callrec keygen`) to check the signature with; without it only sha256 is checked
+    #[arg(long, env = "CALLREC_VERIFY_KEY", value_name = "FILE.pub")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,13 +5,16 @@
 //! out) -> `recorder` (the async driver) -> `session` (per-call logic,
 //! sans-IO) -> `media` (RTP over UDP) -> `recording` (the in-memory μ-law
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
-//! output directory).
+//! output directory). Beside it, `integrity` lets a delivered recording prove
+//! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
+//! their checks (`callrec keygen`, `callrec verify`).
 
 pub mod ari;
 pub mod backoff;
 pub mod config;
 pub mod convert;
 pub mod delivery;
+pub mod integrity;
 pub mod markers;
 pub mod media;
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! `callrec`: parses the command line, sets up logging, and runs the service
-//! until SIGINT or SIGTERM; `callrec convert` converts one file and exits.
+//! until SIGINT or SIGTERM; `callrec convert` converts one file, `callrec
+//! keygen` writes a signing key pair and `callrec verify` checks a delivered
+//! recording, and each exits.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -7,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use callrec::config::{Cli, Command, Config, ConvertArgs};
+use callrec::config::{Cli, Command, Config, ConvertArgs, KeygenArgs, VerifyArgs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -25,6 +27,8 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Run(args) => args,
         Command::Convert(args) => return convert(&args),
+        Command::Keygen(args) => return keygen(&args),
+        Command::Verify(args) => return verify(&args),
     };
     let config = match Config::try_from(args) {
         Ok(config) => config,
@@ -67,6 +71,39 @@ fn convert(args: &ConvertArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `callrec keygen`: the key_id and both paths on stdout, or one line on
+/// stderr and exit code 2.
+fn keygen(args: &KeygenArgs) -> ExitCode {
+    match callrec::integrity::command::keygen(&args.out) {
+        Ok(lines) => print_lines(&lines),
+        Err(error) => {
+            eprintln!("callrec: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `callrec verify`: a line per check that passed; or one line on stderr and
+/// exit code 1 when the recording does not prove itself, 2 when it could not
+/// be checked.
+fn verify(args: &VerifyArgs) -> ExitCode {
+    let checked = callrec::integrity::command::verify_files(&args.metadata, args.audio.as_deref(), args.key.as_deref());
+    match checked {
+        Ok(lines) => print_lines(&lines),
+        Err(error) => {
+            eprintln!("callrec: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn print_lines(lines: &[String]) -> ExitCode {
+    for line in lines {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// clap's multi-line error as one line: the message and its details, without
