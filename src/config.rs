@@ -5,11 +5,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::integrity::SigningKey;
 use crate::markers::options::{self, Channels, PauseMode, RecordingOptions};
 use crate::recording::encode::AudioFormat;
 
@@ -158,6 +160,10 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_PAUSE_MODE", value_name = "silence|skip", default_value = "silence", value_parser = options::parse_pause_mode)]
     pub pause_mode: PauseMode,
 
+    /// Ed25519 key (from `callrec keygen`) that signs every recording's metadata
+    #[arg(long, env = "CALLREC_SIGNING_KEY", value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
@@ -179,6 +185,7 @@ pub struct Config {
     pub max_recording: Duration,
     /// What a start marker does not give.
     pub defaults: RecordingOptions,
+    pub signing_key: Option<Arc<SigningKey>>,
     pub log: String,
 }
 
@@ -246,6 +253,13 @@ impl TryFrom<RunArgs> for Config {
             max: args.max_recording,
             min: args.min_recording,
         };
+        let signing_key = match &args.signing_key {
+            Some(path) => match SigningKey::load(path) {
+                Ok(key) => Some(Arc::new(key)),
+                Err(error) => return bad(format!("--signing-key: {error}")),
+            },
+            None => None,
+        };
         Ok(Config {
             ari_url: args.ari_url,
             ari_user: args.ari_user,
@@ -259,6 +273,7 @@ impl TryFrom<RunArgs> for Config {
             capture_timeout: args.capture_timeout,
             max_recording: args.max_recording,
             defaults,
+            signing_key,
             log: args.log,
         })
     }

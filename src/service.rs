@@ -53,6 +53,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         metrics: metrics.clone(),
         capture_timeout: config.capture_timeout,
         defaults: config.defaults,
+        signing_key: config.signing_key.clone(),
     });
     let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, stop_rx));
 

@@ -415,3 +415,65 @@ async fn a_recording_whose_media_channel_is_hung_up_ends_as_no_media() {
     let log = callrec.stop().await;
     assert!(log.contains("recordings_no_media=1"), "{log}");
 }
+
+/// The real binary's subcommand, its exit code and what it printed.
+fn run_callrec(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callrec")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn a_signed_recording_verifies_and_a_tampered_one_does_not() {
+    let _lab = lab::take().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("callrec.key");
+    let public = keys.path().join("callrec.key.pub");
+    let (code, text) = run_callrec(&["keygen".as_ref(), "--out".as_ref(), key.as_os_str()]);
+    assert_eq!(code, 0, "{text}");
+    let mut callrec =
+        Callrec::start(Options { extra: vec!["--signing-key", key.to_str().unwrap()], ..Default::default() }).await;
+    let tag = lab::tag("signed");
+
+    Caller::new("stereo", &tag).options("channels=stereo").place().finish().await;
+    callrec.wait_for_log("recording saved", Duration::from_secs(10)).await;
+    let dir = callrec.output_dir.path().to_path_buf();
+    let metadata = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "json"))
+        .expect("a recording in the output directory");
+    let audio = metadata.with_extension("wav");
+    let meta: Value = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    assert_eq!(meta["signature"]["alg"], "ed25519", "{meta}");
+    assert_eq!(meta["sha256"], callrec::integrity::sha256_hex(&std::fs::read(&audio).unwrap()));
+    let verify = |metadata: &std::path::Path| {
+        run_callrec(&["verify".as_ref(), metadata.as_os_str(), "--key".as_ref(), public.as_os_str()])
+    };
+    let (code, text) = verify(&metadata);
+    println!("verify: {text}");
+    assert_eq!(code, 0, "{text}");
+
+    // One byte of the audio flipped: the hash says so.
+    let mut bytes = std::fs::read(&audio).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&audio, &bytes).unwrap();
+    let (code, text) = verify(&metadata);
+    println!("flipped audio: {text}");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("sha256"), "{text}");
+    bytes[middle] ^= 0x01;
+    std::fs::write(&audio, &bytes).unwrap();
+
+    // One metadata field changed: the signature says so.
+    let mut changed = meta.clone();
+    changed["caller_number"] = Value::from("5559999");
+    std::fs::write(&metadata, serde_json::to_vec_pretty(&changed).unwrap()).unwrap();
+    let (code, text) = verify(&metadata);
+    println!("changed field: {text}");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("signature"), "{text}");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}

@@ -62,6 +62,12 @@ pub struct Metadata {
     /// What went wrong, when `end_reason` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// SHA-256 of the delivered audio file, lowercase hex.
+    pub sha256: String,
+    /// With `--signing-key`: an Ed25519 signature over the canonical form of
+    /// everything else (see `integrity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<serde_json::Value>,
 }
 
 /// A stretch of a recording, in milliseconds from its start.
@@ -161,6 +167,8 @@ pub(crate) mod tests {
             silence_ms: 0,
             silent_tracks: None,
             error: None,
+            sha256: String::new(),
+            signature: None,
         }
     }
 
@@ -204,6 +212,7 @@ pub(crate) mod tests {
             "silent",
             "silences",
             "silence_ms",
+            "sha256",
         ] {
             assert!(keys.contains(&key), "{key} missing");
         }

@@ -15,6 +15,7 @@ use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
 use crate::delivery::metadata::{rfc3339, samples_in, Metadata, TimeRange, WallClock};
 use crate::delivery::{Delivery, FinishedRecording};
+use crate::integrity::{self, SigningKey};
 use crate::markers::PauseMode;
 use crate::media::MediaHandle;
 use crate::metrics::Metrics;
@@ -51,18 +52,20 @@ pub(super) struct FinishJob {
     pub delivery: Delivery,
     pub metrics: Arc<Metrics>,
     pub clock: WallClock,
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl FinishJob {
     pub async fn run(self) {
-        let FinishJob { finished, channel, keys, ari, media, delivery, metrics, clock } = self;
+        let FinishJob { finished, channel, keys, ari, media, delivery, metrics, clock, signing_key } = self;
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
         let captured = media.take(finished.recording, total_samples).await;
         let tracks = finished.options.tracks();
         let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks);
-        let recording =
-            tokio::task::spawn_blocking(move || assemble(&finished, &channel, &keys, captured, total_samples, clock));
+        let recording = tokio::task::spawn_blocking(move || {
+            assemble(&finished, &channel, &keys, captured, total_samples, clock, signing_key.as_deref())
+        });
         // Side by side: a slow Asterisk must not hold up delivery, nor a slow
         // webhook the removal of the capture channels.
         let deliver = async {
@@ -102,6 +105,7 @@ pub(super) fn assemble(
     captured: Option<CapturedRecording>,
     total_samples: u64,
     clock: WallClock,
+    signing_key: Option<&SigningKey>,
 ) -> (FinishedRecording, Duration) {
     let tracks = finished.options.tracks();
     let captured = captured.unwrap_or_else(|| CapturedRecording {
@@ -208,8 +212,27 @@ pub(super) fn assemble(
         silence_ms: ulaw::millis(silence_samples),
         silent_tracks,
         error: finished.error.clone(),
+        sha256: integrity::sha256_hex(&audio),
+        signature: None,
     };
+    let metadata = signed(metadata, signing_key);
     (FinishedRecording { metadata, audio: audio.into(), format }, finished.options.min)
+}
+
+/// The metadata with its signature, when callrec has a key; unsigned (and
+/// said so) if signing fails: a recording is never held back for it.
+fn signed(mut metadata: Metadata, key: Option<&SigningKey>) -> Metadata {
+    let Some(key) = key else { return metadata };
+    let signature = serde_json::to_value(&metadata)
+        .map_err(|error| error.to_string())
+        .and_then(|mut value| key.sign(&mut value).map(|()| value).map_err(|error| error.to_string()));
+    match signature {
+        Ok(value) => metadata.signature = value.get(integrity::SIGNATURE_MEMBER).cloned(),
+        Err(error) => {
+            warn!(recording_id = %metadata.recording_id, %error, "cannot sign the recording; delivering it unsigned")
+        }
+    }
+    metadata
 }
 
 fn time_range(start: u64, end: u64) -> TimeRange {
@@ -278,7 +301,7 @@ mod tests {
         channel.connected.number = "2001".into();
         channel.accountcode = "acct".into();
         let captured = CapturedRecording { tracks: vec![track(tone(8000))], masked: Vec::new() };
-        let (recording, _) = assemble(&finished, &channel, &keys(), Some(captured), 8000, WallClock::now());
+        let (recording, _) = assemble(&finished, &channel, &keys(), Some(captured), 8000, WallClock::now(), None);
         let meta = &recording.metadata;
         assert_eq!(recording.audio.len(), 8000);
         assert_eq!((meta.format.as_str(), meta.channels, meta.bytes, meta.duration_ms), ("ulaw", 1, 8000, 1000));
@@ -291,7 +314,8 @@ mod tests {
     fn pause_as_silence_keeps_the_length_and_reports_the_range() {
         let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 16000);
         let captured = CapturedRecording { tracks: vec![track(tone(16000))], masked: [4000..12000].into() };
-        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
+        let (recording, _) =
+            assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now(), None);
         let meta = &recording.metadata;
         assert_eq!(meta.duration_ms, 2000);
         assert_eq!(meta.masked, vec![TimeRange { start_ms: 500, end_ms: 1500 }]);
@@ -303,7 +327,8 @@ mod tests {
         let finished = finished(options(Channels::Stereo, AudioFormat::Wav, PauseMode::Skip), 16000);
         let captured =
             CapturedRecording { tracks: vec![track(tone(16000)), track(tone(16000))], masked: [4000..12000].into() };
-        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now());
+        let (recording, _) =
+            assemble(&finished, &Channel::default(), &keys(), Some(captured), 16000, WallClock::now(), None);
         let meta = &recording.metadata;
         assert_eq!((meta.duration_ms, meta.masked_ms), (1000, 1000));
         assert_eq!(meta.masked, vec![TimeRange { start_ms: 500, end_ms: 500 }]);
@@ -313,13 +338,33 @@ mod tests {
     }
 
     #[test]
+    fn signed_metadata_verifies_against_its_audio_and_a_changed_field_does_not() {
+        let key = SigningKey::generate().unwrap();
+        let finished = finished(options(Channels::Mono, AudioFormat::Wav, PauseMode::Silence), 800);
+        let captured = CapturedRecording { tracks: vec![track(tone(800))], masked: Vec::new() };
+        let (recording, _) =
+            assemble(&finished, &Channel::default(), &keys(), Some(captured), 800, WallClock::now(), Some(&key));
+        let meta = &recording.metadata;
+        assert_eq!(meta.sha256, integrity::sha256_hex(&recording.audio));
+        assert!(meta.signature.is_some());
+        let json = serde_json::to_vec(meta).unwrap();
+        let report = integrity::verify(&json, Some(&recording.audio), Some(key.public_key())).unwrap();
+        assert!(report.sha256.is_some());
+        let mut changed = meta.clone();
+        changed.duration_ms += 1;
+        let json = serde_json::to_vec(&changed).unwrap();
+        assert!(integrity::verify(&json, Some(&recording.audio), Some(key.public_key())).is_err());
+    }
+
+    #[test]
     fn silence_is_reported_and_nothing_captured_is_all_missing() {
         let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 800);
-        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), None, 800, WallClock::now());
+        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), None, 800, WallClock::now(), None);
         assert!(recording.metadata.silent);
         assert_eq!((recording.metadata.missing_ms, recording.metadata.duration_ms), (100, 100));
         let quiet = CapturedRecording { tracks: vec![track(vec![ulaw::encode(40); 800])], masked: Vec::new() };
-        let (recording, _) = assemble(&finished, &Channel::default(), &keys(), Some(quiet), 800, WallClock::now());
+        let (recording, _) =
+            assemble(&finished, &Channel::default(), &keys(), Some(quiet), 800, WallClock::now(), None);
         assert!(recording.metadata.silent, "a faint hiss is still silent");
     }
 }

@@ -22,6 +22,7 @@ use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
 use crate::delivery::metadata::WallClock;
 use crate::delivery::Delivery;
+use crate::integrity::SigningKey;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
@@ -53,6 +54,8 @@ pub struct RecorderParts {
     pub capture_timeout: Duration,
     /// The options a start marker does not give.
     pub defaults: RecordingOptions,
+    /// Signs every recording's metadata, when set.
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 /// Results of the recorder's own tasks, fed back into its loop.
@@ -709,6 +712,7 @@ impl Recorder {
             delivery: self.parts.delivery.clone(),
             metrics,
             clock: self.clock,
+            signing_key: self.parts.signing_key.clone(),
         };
         let finishing = self.finishing.clone();
         finishing.fetch_add(1, Ordering::SeqCst);

@@ -59,6 +59,7 @@ pub fn assert_metadata(meta: &Value, audio: &[u8], name: &str, end_reason: &str)
     assert!(!meta["channel_id"].as_str().unwrap().is_empty());
     let bytes = meta["bytes"].as_u64().unwrap();
     assert_eq!(bytes, audio.len() as u64);
+    assert_eq!(meta["sha256"], callrec::integrity::sha256_hex(audio), "the hash of the delivered audio");
     let tracks = tracks_of(meta, audio);
     assert_eq!(meta["channels"].as_u64(), Some(tracks.len() as u64), "{meta}");
     match tracks.len() {
