@@ -1,8 +1,9 @@
 //! Who the recorded caller was connected to, over time: the IVR (the
-//! dialplan) until the call is put through, then each party it is bridged
-//! with, one after the other across transfers. Fed by the recorder from ARI's
-//! bridge and connected-line events with the time they were seen; read back
-//! as spans of a recording's timeline for its metadata (`parties`). Sans-IO.
+//! dialplan) until the call is put through, then each party it is connected
+//! to, one after the other across transfers. Fed by the recorder from the ARI
+//! events a followed channel gets (a dial answered, its connected line, the
+//! dialplan application it runs) with the time they were seen; read back as
+//! spans of a recording's timeline for its metadata (`parties`). Sans-IO.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,10 @@ pub struct PartySpan {
     pub party: Party,
 }
 
+/// Dialplan applications that connect the caller to someone else: while one
+/// runs, the caller is not talking to the IVR.
+const CONNECTING_APPS: [&str; 4] = ["Dial", "Queue", "Bridge", "BridgeWait"];
+
 /// The timeline of one call.
 #[derive(Debug, Clone)]
 pub struct Parties {
@@ -42,46 +47,37 @@ pub struct Parties {
     changes: Vec<(Instant, Party)>,
     /// The caller's connected line, as last seen.
     connected: (String, String),
-    /// The other channels in the caller's bridge, when it is in one.
-    bridged_with: Option<Vec<String>>,
+    /// The channel the caller was put through to, while it is.
+    put_through_to: Option<String>,
 }
 
 impl Parties {
     /// A call in the dialplan at `at`.
     pub fn new(at: Instant) -> Self {
-        Parties { changes: vec![(at, Party::ivr())], connected: Default::default(), bridged_with: None }
+        Parties { changes: vec![(at, Party::ivr())], connected: Default::default(), put_through_to: None }
     }
 
     /// The caller's connected line changed (an answer, a transfer).
     pub fn connected_line(&mut self, at: Instant, number: &str, name: &str) {
         self.connected = (number.to_string(), name.to_string());
-        if self.bridged_with.is_some() {
+        if self.put_through_to.is_some() {
             self.note(at);
         }
     }
 
-    /// The caller entered a bridge; `others` are the other channels in it,
-    /// as names or ids.
-    pub fn entered_bridge(&mut self, at: Instant, others: Vec<String>) {
-        self.bridged_with = Some(others);
+    /// A dial of the caller's was answered by `peer` (a channel name).
+    pub fn put_through(&mut self, at: Instant, peer: &str) {
+        self.put_through_to = Some(peer.to_string());
         self.note(at);
     }
 
-    /// Another channel joined the caller's bridge (the party answered after
-    /// the caller was already in it).
-    pub fn joined(&mut self, at: Instant, other: &str) {
-        if let Some(others) = &mut self.bridged_with {
-            if !others.iter().any(|known| known == other) {
-                others.push(other.to_string());
-                self.note(at);
-            }
+    /// The caller runs dialplan application `app`: unless it is one that
+    /// connects it to someone, it is back with the IVR.
+    pub fn in_dialplan(&mut self, at: Instant, app: &str) {
+        if !CONNECTING_APPS.iter().any(|connecting| connecting.eq_ignore_ascii_case(app)) {
+            self.put_through_to = None;
+            self.note(at);
         }
-    }
-
-    /// The caller left its bridge: back in the dialplan.
-    pub fn left_bridge(&mut self, at: Instant) {
-        self.bridged_with = None;
-        self.note(at);
     }
 
     /// The parties over `started..ended`, as spans from `started`.
@@ -104,13 +100,11 @@ impl Parties {
 
     /// Starts a new span with the party as things stand, unless it is the same.
     fn note(&mut self, at: Instant) {
-        let party = match &self.bridged_with {
+        let party = match &self.put_through_to {
             None => Party::ivr(),
-            Some(others) => Party {
-                number: self.connected.0.clone(),
-                name: self.connected.1.clone(),
-                channel: others.last().cloned().unwrap_or_default(),
-            },
+            Some(peer) => {
+                Party { number: self.connected.0.clone(), name: self.connected.1.clone(), channel: peer.clone() }
+            }
         };
         if self.changes.last().is_some_and(|(_, current)| *current == party) {
             return;
@@ -138,8 +132,9 @@ mod tests {
     fn the_ivr_then_the_agent_the_call_is_put_through_to() {
         let t0 = Instant::now();
         let mut parties = Parties::new(t0);
+        parties.in_dialplan(t0 + ms(900), "Dial");
         parties.connected_line(t0 + ms(2000), "2001", "Agent 2001");
-        parties.entered_bridge(t0 + ms(2010), vec!["PJSIP/agent-1".into()]);
+        parties.put_through(t0 + ms(2010), "PJSIP/agent-1");
         let spans = parties.spans(t0 + ms(500), t0 + ms(6000));
         assert_eq!(
             spans,
@@ -154,13 +149,12 @@ mod tests {
     fn a_transfer_shows_two_agents_one_after_the_other() {
         let t0 = Instant::now();
         let mut parties = Parties::new(t0);
-        parties.entered_bridge(t0 + ms(1000), vec!["PJSIP/agent-1".into()]);
+        parties.put_through(t0 + ms(1000), "PJSIP/agent-1");
         parties.connected_line(t0 + ms(1001), "2001", "Agent 2001");
-        // The blind transfer moves the caller into a new bridge with the second agent.
-        parties.left_bridge(t0 + ms(4000));
-        parties.entered_bridge(t0 + ms(4010), Vec::new());
-        parties.joined(t0 + ms(5000), "PJSIP/agent-2");
-        parties.connected_line(t0 + ms(5001), "2002", "Agent 2002");
+        // The blind transfer sends the caller to the dialplan, which dials the second agent.
+        parties.in_dialplan(t0 + ms(4000), "Dial");
+        parties.connected_line(t0 + ms(5000), "2002", "Agent 2002");
+        parties.put_through(t0 + ms(5001), "PJSIP/agent-2");
         let spans = parties.spans(t0, t0 + ms(9000));
         let who: Vec<(&str, u64)> =
             spans.iter().map(|span| (span.party.name.as_str(), span.from.as_millis() as u64)).collect();
@@ -174,8 +168,8 @@ mod tests {
     fn spans_are_clipped_to_the_recording() {
         let t0 = Instant::now();
         let mut parties = Parties::new(t0);
-        parties.entered_bridge(t0 + ms(100), vec!["x".into()]);
-        assert_eq!(parties.spans(t0 + ms(200), t0 + ms(300)).len(), 1, "only the bridged party");
+        parties.put_through(t0 + ms(100), "x");
+        assert_eq!(parties.spans(t0 + ms(200), t0 + ms(300)).len(), 1, "only the party put through to");
         assert!(parties.spans(t0 + ms(300), t0 + ms(300)).is_empty());
     }
 
@@ -184,8 +178,8 @@ mod tests {
         let t0 = Instant::now();
         let mut parties = Parties::new(t0);
         for n in 0..1000u64 {
-            parties.entered_bridge(t0 + ms(2 * n + 1), vec![format!("c{n}")]);
-            parties.left_bridge(t0 + ms(2 * n + 2));
+            parties.put_through(t0 + ms(2 * n + 1), &format!("c{n}"));
+            parties.in_dialplan(t0 + ms(2 * n + 2), "Playback");
         }
         assert!(parties.changes.len() <= MAX_CHANGES);
     }

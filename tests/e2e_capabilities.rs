@@ -133,6 +133,20 @@ async fn a_call_put_through_to_an_agent_is_recorded_with_the_parties_apart() {
     assert_separated(callee, caller, 700.0, agent_from, duration, "the agent");
     assert_eq!(meta["connected_number"], AGENT_NUMBER, "{meta}");
     assert_eq!(meta["connected_name"], AGENT_NAME, "{meta}");
+    // Who was on the line when: the IVR while the agent's phone rang, then the agent.
+    let parties = meta["parties"].as_array().unwrap();
+    println!("parties {parties:?}; the agent heard from {agent_from} ms");
+    assert_eq!(parties.len(), 2, "{meta}");
+    assert_eq!((parties[0]["name"].as_str(), parties[0]["from_ms"].as_i64()), (Some("ivr"), Some(0)));
+    assert_eq!(parties[1]["number"], AGENT_NUMBER);
+    assert!(parties[1]["channel"].as_str().unwrap().starts_with("PJSIP/agent-"), "{meta}");
+    assert_eq!(parties[0]["to_ms"], parties[1]["from_ms"]);
+    let answered = parties[1]["from_ms"].as_i64().unwrap();
+    assert!(
+        (answered - agent_from as i64).abs() <= 60,
+        "put through at {answered} ms, the agent heard from {agent_from} ms"
+    );
+    assert_eq!(parties[1]["to_ms"].as_i64(), Some(duration as i64), "{meta}");
     assert_nothing_left().await;
     callrec.stop().await;
 }
@@ -165,6 +179,12 @@ async fn wav_is_delivered_when_asked_with_the_call_keys() {
     assert_eq!(meta["accountcode"], "lab", "{meta}");
     assert_eq!(meta["linkedid"], meta["channel_id"], "a call of one channel is its own linkedid: {meta}");
     assert_eq!((meta["connected_number"].as_str(), meta["silent"].as_bool()), (Some(""), Some(false)));
+    let duration = meta["duration_ms"].as_i64().unwrap();
+    assert_eq!(
+        meta["parties"],
+        serde_json::json!([{"from_ms": 0, "to_ms": duration, "number": "", "name": "ivr", "channel": ""}]),
+        "only the IVR: {meta}"
+    );
     assert_nothing_left().await;
     callrec.stop().await;
 }

@@ -226,7 +226,9 @@ async fn a_stop_marker_placed_while_ari_is_down_still_keeps_what_follows_out() {
     let tag = lab::tag("cut");
 
     let call = Caller::new("cut", &tag).place();
-    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    // Capture runs and the channel has left the start marker (callrec named
+    // its snoop on the channel before letting it go).
+    mark(&tag, "start").await;
     proxy.stop_listening();
     proxy.cut();
     // The stop marker fails (callrec is not there); the 500 Hz prompt after it plays.
@@ -260,7 +262,7 @@ async fn a_pause_placed_while_ari_is_down_cuts_both_tracks_there() {
     let tag = lab::tag("cutpause");
 
     let call = Caller::new("pause", &tag).options("channels=stereo").place();
-    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    mark(&tag, "start").await;
     proxy.stop_listening();
     proxy.cut();
     // The pause marker fails; the "card number" prompt plays, then the rest.

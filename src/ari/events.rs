@@ -21,15 +21,6 @@ pub struct Channel {
     pub dialplan: DialplanLocation,
 }
 
-/// A bridge as ARI describes it (the fields callrec uses).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct Bridge {
-    pub id: String,
-    /// The ids of the channels in it.
-    #[serde(default)]
-    pub channels: Vec<String>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct DialplanLocation {
     #[serde(default)]
@@ -68,14 +59,19 @@ pub enum Event {
     ChannelConnectedLine {
         channel: Channel,
     },
-    /// A channel joined a bridge (the call was put through, or moved by a transfer).
-    ChannelEnteredBridge {
-        bridge: Bridge,
-        channel: Channel,
+    /// A dial from a followed channel progressed; `ANSWER` puts it through to `peer`.
+    Dial {
+        #[serde(default)]
+        caller: Option<Box<Channel>>,
+        peer: Channel,
+        #[serde(default)]
+        dialstatus: String,
     },
-    ChannelLeftBridge {
-        bridge: Bridge,
+    /// A followed channel runs a dialplan application (it is back in the dialplan).
+    ChannelDialplan {
         channel: Channel,
+        #[serde(default)]
+        dialplan_app: String,
     },
     /// Another connection took over the application name.
     ApplicationReplaced {

@@ -64,10 +64,24 @@ pub struct Metadata {
     pub error: Option<String>,
     /// SHA-256 of the delivered audio file, lowercase hex.
     pub sha256: String,
+    /// Who the caller was connected to, in recording time: the IVR, then
+    /// each party the call was put through to.
+    pub parties: Vec<PartyRecord>,
     /// With `--signing-key`: an Ed25519 signature over the canonical form of
     /// everything else (see `integrity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<serde_json::Value>,
+}
+
+/// One party the caller was connected to, over a stretch of the recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartyRecord {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub number: String,
+    pub name: String,
+    /// The party's channel; empty for the IVR.
+    pub channel: String,
 }
 
 /// A stretch of a recording, in milliseconds from its start.
@@ -168,6 +182,7 @@ pub(crate) mod tests {
             silent_tracks: None,
             error: None,
             sha256: String::new(),
+            parties: Vec::new(),
             signature: None,
         }
     }

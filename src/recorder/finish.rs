@@ -13,12 +13,13 @@ use tracing::{info, warn};
 
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
-use crate::delivery::metadata::{rfc3339, samples_in, Metadata, TimeRange, WallClock};
+use crate::delivery::metadata::{rfc3339, samples_in, Metadata, PartyRecord, TimeRange, WallClock};
 use crate::delivery::{Delivery, FinishedRecording};
 use crate::integrity::{self, SigningKey};
 use crate::markers::PauseMode;
 use crate::media::MediaHandle;
 use crate::metrics::Metrics;
+use crate::parties::PartySpan;
 use crate::recording::encode::{self, AudioFormat};
 use crate::recording::{mask, silence, CapturedRecording};
 use crate::resources::ResourceIds;
@@ -32,13 +33,16 @@ const DRAIN: Duration = Duration::from_millis(200);
 /// is reported `silent`.
 const SILENT_LEVEL: i16 = 64;
 
-/// Facts about the call a recording's metadata carries, gathered at its start.
+/// Facts about the call a recording's metadata carries: its keys and where
+/// the start marker was placed (read at the start), and who the caller was
+/// connected to (known at the end).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CallKeys {
+pub(crate) struct CallFacts {
     pub linkedid: String,
     /// Where the start marker was placed.
     pub context: String,
     pub exten: String,
+    pub parties: Vec<PartySpan>,
 }
 
 /// Everything needed to finish one recording, away from the recorder's loop.
@@ -46,7 +50,7 @@ pub(super) struct FinishJob {
     pub finished: Finished,
     /// The call as last seen (its connected party at the end).
     pub channel: Channel,
-    pub keys: CallKeys,
+    pub keys: CallFacts,
     pub ari: AriClient,
     pub media: MediaHandle,
     pub delivery: Delivery,
@@ -101,7 +105,7 @@ async fn deliver_unless_too_short(
 pub(super) fn assemble(
     finished: &Finished,
     channel: &Channel,
-    keys: &CallKeys,
+    keys: &CallFacts,
     captured: Option<CapturedRecording>,
     total_samples: u64,
     clock: WallClock,
@@ -213,10 +217,21 @@ pub(super) fn assemble(
         silent_tracks,
         error: finished.error.clone(),
         sha256: integrity::sha256_hex(&audio),
+        parties: keys.parties.iter().map(party_record).collect(),
         signature: None,
     };
     let metadata = signed(metadata, signing_key);
     (FinishedRecording { metadata, audio: audio.into(), format }, finished.options.min)
+}
+
+fn party_record(span: &PartySpan) -> PartyRecord {
+    PartyRecord {
+        from_ms: span.from.as_millis() as u64,
+        to_ms: span.to.as_millis() as u64,
+        number: span.party.number.clone(),
+        name: span.party.name.clone(),
+        channel: span.party.channel.clone(),
+    }
 }
 
 /// The metadata with its signature, when callrec has a key; unsigned (and
@@ -290,8 +305,8 @@ mod tests {
         (0..samples).map(|n| ulaw::encode(if n % 2 == 0 { 8000 } else { -8000 })).collect()
     }
 
-    fn keys() -> CallKeys {
-        CallKeys { linkedid: "1764.7".into(), context: "ivr".into(), exten: "100".into() }
+    fn keys() -> CallFacts {
+        CallFacts { linkedid: "1764.7".into(), context: "ivr".into(), exten: "100".into(), parties: Vec::new() }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::integrity::SigningKey;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
 use crate::media::{MediaEvent, MediaHandle};
 use crate::metrics::Metrics;
-use crate::parties::Parties;
+use crate::parties::{Parties, PartySpan};
 use crate::resources::{self, ResourceIds};
 use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session, Track};
 
@@ -34,7 +34,7 @@ mod finish;
 mod reconcile;
 mod release;
 
-use finish::{teardown, CallKeys, FinishJob};
+use finish::{teardown, CallFacts, FinishJob};
 
 /// Logged when a recording ends where the dialplan cut its capture.
 const CUT_BY_DIALPLAN: &str =
@@ -111,9 +111,9 @@ pub(crate) enum TaskResult {
     },
     /// What the call's keys and the start marker's place in the dialplan
     /// were read to be.
-    CallKeys {
+    CallFacts {
         recording: RecordingId,
-        keys: CallKeys,
+        keys: CallFacts,
     },
     /// A channel sat in this Stasis application across two looks a while
     /// apart (e.g. held by a callrec that crashed).
@@ -147,7 +147,7 @@ struct Live {
     /// The snoop channels' names, from their StasisStart (which capture
     /// waits for), for the dialplan (see `markers::SNOOP_VARIABLE`).
     snoop_names: Vec<(Track, String)>,
-    keys: CallKeys,
+    keys: CallFacts,
 }
 
 pub struct Recorder {
@@ -287,24 +287,22 @@ impl Recorder {
                     call.channel = channel;
                 }
             }
-            Event::ChannelEnteredBridge { bridge, channel } => {
-                if let Some(call) = self.calls.get_mut(&channel.id) {
-                    let others: Vec<String> = bridge.channels.into_iter().filter(|id| *id != channel.id).collect();
-                    debug!(channel = %channel.name, bridge = %bridge.id, ?others, "entered a bridge");
-                    call.parties.entered_bridge(now, others);
+            Event::Dial { caller: Some(caller), peer, dialstatus } if dialstatus == "ANSWER" => {
+                if let Some(call) = self.calls.get_mut(&caller.id) {
+                    debug!(channel = %caller.name, peer = %peer.name, "put through");
+                    call.parties.put_through(now, &peer.name);
                 }
             }
-            Event::ChannelLeftBridge { bridge, channel } => {
+            Event::ChannelDialplan { channel, dialplan_app } => {
                 if let Some(call) = self.calls.get_mut(&channel.id) {
-                    debug!(channel = %channel.name, bridge = %bridge.id, "left a bridge");
-                    call.parties.left_bridge(now);
+                    call.parties.in_dialplan(now, &dialplan_app);
                 }
             }
             Event::ApplicationReplaced { .. } => {
                 self.holds_application = false;
                 self.lose_control(now);
             }
-            Event::Other => {}
+            Event::Dial { .. } | Event::Other => {}
         }
     }
 
@@ -474,7 +472,7 @@ impl Recorder {
                     }
                 });
             }
-            TaskResult::CallKeys { recording, keys } => {
+            TaskResult::CallFacts { recording, keys } => {
                 if let Some(live) = self.live.get_mut(&recording) {
                     live.keys = keys;
                 }
@@ -566,7 +564,13 @@ impl Recorder {
                     info!(channel = %channel.name, %recording, "recording resumed");
                     self.parts.media.resume(recording, at);
                 }
-                Action::Finish(finished) => self.finish(channel, finished),
+                Action::Finish(finished) => {
+                    let parties = match (finished.started_at, self.calls.get(call_id)) {
+                        (Some(started_at), Some(call)) => call.parties.spans(started_at, finished.ended_at),
+                        _ => Vec::new(),
+                    };
+                    self.finish(channel, finished, parties)
+                }
                 Action::Ignore(ignored) => {
                     match ignored {
                         Ignored::AlreadyPaused | Ignored::NotPaused => self.parts.metrics.markers_out_of_order.inc(),
@@ -585,14 +589,15 @@ impl Recorder {
         self.parts.metrics.recordings_started.inc();
         let app = self.parts.ari.app().to_string();
         info!(channel = %channel.name, %recording, tracks = tracks.len(), "recording: setting up capture");
-        let keys = CallKeys {
+        let keys = CallFacts {
             linkedid: String::new(),
             context: channel.dialplan.context.clone(),
             exten: channel.dialplan.exten.clone(),
+            parties: Vec::new(),
         };
         self.live
             .insert(recording, Live { call: channel.id.clone(), tracks, snoop_names: Vec::new(), keys: keys.clone() });
-        self.spawn_call_keys(&channel.id, recording, keys);
+        self.spawn_call_facts(&channel.id, recording, keys);
         for &track in tracks {
             let ids = ResourceIds::new(&app, recording, track);
 
@@ -615,7 +620,7 @@ impl Recorder {
     /// Reads what the metadata joins the recording to: the call's linkedid,
     /// and where the start marker was placed (the caller of the dialplan
     /// subroutine, when it came through one), while the channel is held.
-    fn spawn_call_keys(&mut self, call: &str, recording: RecordingId, mut keys: CallKeys) {
+    fn spawn_call_facts(&mut self, call: &str, recording: RecordingId, mut keys: CallFacts) {
         let (ari, results, call) = (self.parts.ari.clone(), self.results_tx.clone(), call.to_string());
         self.tasks.spawn(async move {
             let read = |variable: &'static str| {
@@ -630,7 +635,7 @@ impl Recorder {
                     keys.exten = exten;
                 }
             }
-            let _ = results.send(TaskResult::CallKeys { recording, keys });
+            let _ = results.send(TaskResult::CallFacts { recording, keys });
         });
     }
 
@@ -678,10 +683,11 @@ impl Recorder {
 
     /// Forgets the recording's resources, then (in a task) lets in-flight RTP
     /// land, collects the audio, tears down and delivers.
-    fn finish(&mut self, channel: Channel, finished: Finished) {
+    fn finish(&mut self, channel: Channel, finished: Finished, parties: Vec<PartySpan>) {
+        let mut keys = self.live.remove(&finished.recording).map(|live| live.keys).unwrap_or_default();
+        keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
-        let keys = self.live.remove(&finished.recording).map(|live| live.keys).unwrap_or_default();
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
