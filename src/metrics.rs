@@ -56,6 +56,10 @@ metrics! {
     recordings_too_short,
     /// Recordings ended because their RTP stopped (`error: no_media`).
     recordings_no_media,
+    /// Times a recording's snoops were made anew for a call's new party.
+    snoops_reattached,
+    /// Snoops that could not be made anew or put back into their bridge.
+    reattach_failures,
     /// Stop, pause or resume markers on a channel with no recording.
     markers_without_recording,
     /// Channels that could not be continued in the dialplan.

@@ -12,6 +12,10 @@ pub const IVR: &str = "ivr";
 /// Changes kept per call; a call that changes parties more often than this
 /// keeps its latest ones.
 const MAX_CHANGES: usize = 256;
+/// A party shorter than a frame (20 ms) is a passing state of the signalling
+/// (a connected line updated in two steps), not someone the caller heard.
+/// The IVR, however briefly, is kept: it says the caller was with no one.
+const MIN_SPAN: Duration = Duration::from_millis(20);
 
 /// One party the caller was connected to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -75,9 +79,20 @@ impl Parties {
     /// connects it to someone, it is back with the IVR.
     pub fn in_dialplan(&mut self, at: Instant, app: &str) {
         if !CONNECTING_APPS.iter().any(|connecting| connecting.eq_ignore_ascii_case(app)) {
-            self.put_through_to = None;
-            self.note(at);
+            self.back_with_ivr(at);
         }
+    }
+
+    /// The caller left its party: transferred, or dialing someone new (and
+    /// hearing the dialplan's ringback until they answer).
+    pub fn back_with_ivr(&mut self, at: Instant) {
+        self.put_through_to = None;
+        self.note(at);
+    }
+
+    /// Whether the caller has been put through to anyone so far.
+    pub fn was_put_through(&self) -> bool {
+        self.changes.iter().any(|(_, party)| *party != Party::ivr())
     }
 
     /// The parties over `started..ended`, as spans from `started`.
@@ -89,13 +104,26 @@ impl Parties {
             if until <= from {
                 continue;
             }
-            let (from, to) = (from - started, until - started);
-            match spans.last_mut() {
-                Some(last) if last.party == *party => last.to = to,
-                _ => spans.push(PartySpan { from, to, party: party.clone() }),
+            spans.push(PartySpan { from: from - started, to: until - started, party: party.clone() });
+        }
+        // A passing state gives its time to the party that follows it.
+        let mut kept: Vec<PartySpan> = Vec::with_capacity(spans.len());
+        let mut carried_from = None;
+        let last = spans.len().saturating_sub(1);
+        for (index, mut span) in spans.into_iter().enumerate() {
+            if let Some(from) = carried_from.take() {
+                span.from = from;
+            }
+            if index < last && span.to - span.from < MIN_SPAN && span.party != Party::ivr() {
+                carried_from = Some(span.from);
+                continue;
+            }
+            match kept.last_mut() {
+                Some(previous) if previous.party == span.party => previous.to = span.to,
+                _ => kept.push(span),
             }
         }
-        spans
+        kept
     }
 
     /// Starts a new span with the party as things stand, unless it is the same.
@@ -151,8 +179,11 @@ mod tests {
         let mut parties = Parties::new(t0);
         parties.put_through(t0 + ms(1000), "PJSIP/agent-1");
         parties.connected_line(t0 + ms(1001), "2001", "Agent 2001");
-        // The blind transfer sends the caller to the dialplan, which dials the second agent.
-        parties.in_dialplan(t0 + ms(4000), "Dial");
+        // The blind transfer sends the caller to the dialplan, which dials the
+        // second agent; the connected line changes on the way.
+        parties.back_with_ivr(t0 + ms(4000));
+        parties.in_dialplan(t0 + ms(4001), "Dial");
+        parties.connected_line(t0 + ms(4002), "agent2", "Agent 2001");
         parties.connected_line(t0 + ms(5000), "2002", "Agent 2002");
         parties.put_through(t0 + ms(5001), "PJSIP/agent-2");
         let spans = parties.spans(t0, t0 + ms(9000));
@@ -162,6 +193,19 @@ mod tests {
         assert_eq!(spans.last().unwrap().party, agent("2002", "PJSIP/agent-2"));
         assert!(spans.iter().any(|span| span.party == agent("2001", "PJSIP/agent-1")));
         assert!(spans.windows(2).all(|pair| pair[0].to == pair[1].from), "one after the other: {spans:?}");
+        assert_eq!(spans.len(), 4, "ivr, the first agent, ringing, the second agent: {spans:?}");
+        assert_eq!((spans[2].party.name.as_str(), spans[2].from), (IVR, ms(4000)));
+    }
+
+    #[test]
+    fn a_passing_state_shorter_than_a_frame_is_no_party() {
+        let t0 = Instant::now();
+        let mut parties = Parties::new(t0);
+        parties.put_through(t0 + ms(1000), "PJSIP/agent-1");
+        parties.connected_line(t0 + ms(1001), "2001", "Agent 2001");
+        let spans = parties.spans(t0, t0 + ms(2000));
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        assert_eq!((spans[1].from, spans[1].party.number.as_str()), (ms(1000), "2001"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! events about them are recognised and anything left behind by a crash is
 //! found and removed. For each track of a recording:
 //! `{app}-{recording}-{track}-snoop` and `{app}-{recording}-{track}-media` for
-//! the channels, `{app}-{recording}-{track}` for the bridge.
+//! the channels, `{app}-{recording}-{track}` for the bridge. A snoop made anew
+//! for a running recording (after a transfer) carries its generation:
+//! `…-snoop1`, `…-snoop2`.
 
 use uuid::Uuid;
 
@@ -18,13 +20,29 @@ pub struct ResourceIds {
 
 impl ResourceIds {
     pub fn new(app: &str, recording: RecordingId, track: Track) -> Self {
-        let bridge = format!("{app}-{recording}-{}", track.label());
-        ResourceIds { snoop: format!("{bridge}-snoop"), media: format!("{bridge}-media"), bridge }
+        Self::at(app, recording, track, 0)
     }
 
-    /// The channels of every track, then the bridges: what a teardown removes.
-    pub fn of_tracks(app: &str, recording: RecordingId, tracks: &[Track]) -> (Vec<String>, Vec<String>) {
-        let ids: Vec<ResourceIds> = tracks.iter().map(|&track| ResourceIds::new(app, recording, track)).collect();
+    /// The ids with the snoop of `generation` (0: the first).
+    pub fn at(app: &str, recording: RecordingId, track: Track, generation: u32) -> Self {
+        let bridge = format!("{app}-{recording}-{}", track.label());
+        let snoop = match generation {
+            0 => format!("{bridge}-snoop"),
+            n => format!("{bridge}-snoop{n}"),
+        };
+        ResourceIds { snoop, media: format!("{bridge}-media"), bridge }
+    }
+
+    /// The channels of every track (its snoop of `generation`), then the
+    /// bridges: what a teardown removes.
+    pub fn of_tracks(
+        app: &str,
+        recording: RecordingId,
+        tracks: &[Track],
+        generation: u32,
+    ) -> (Vec<String>, Vec<String>) {
+        let ids: Vec<ResourceIds> =
+            tracks.iter().map(|&track| ResourceIds::at(app, recording, track, generation)).collect();
         let channels = ids.iter().flat_map(|ids| [ids.snoop.clone(), ids.media.clone()]).collect();
         let bridges = ids.into_iter().map(|ids| ids.bridge).collect();
         (channels, bridges)
@@ -48,11 +66,25 @@ pub fn parse(app: &str, id: &str) -> Option<(RecordingId, Resource)> {
     let track = Track::ALL.into_iter().find(|track| track.label() == label)?;
     let resource = match kind {
         "" => Resource::Bridge(track),
-        "snoop" => Resource::Snoop(track),
         "media" => Resource::Media(track),
+        _ if snoop_generation(kind).is_some() => Resource::Snoop(track),
         _ => return None,
     };
     Some((recording, resource))
+}
+
+/// The generation of a snoop id's kind (`snoop` is 0, `snoop2` is 2).
+fn snoop_generation(kind: &str) -> Option<u32> {
+    match kind.strip_prefix("snoop")? {
+        "" => Some(0),
+        digits if digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0') => digits.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The generation of one of callrec's snoop channels, from its id.
+pub fn generation(id: &str) -> Option<u32> {
+    snoop_generation(id.rsplit_once('-')?.1)
 }
 
 #[cfg(test)]
@@ -73,10 +105,23 @@ mod tests {
     #[test]
     fn a_teardown_covers_every_track() {
         let recording = Uuid::new_v4();
-        let (channels, bridges) = ResourceIds::of_tracks("callrec", recording, &[Track::Caller, Track::Callee]);
+        let (channels, bridges) = ResourceIds::of_tracks("callrec", recording, &[Track::Caller, Track::Callee], 0);
         assert_eq!(channels.len(), 4);
         assert_eq!(bridges.len(), 2);
         assert!(channels.iter().chain(&bridges).all(|id| parse("callrec", id).is_some()));
+    }
+
+    #[test]
+    fn a_snoop_made_anew_carries_its_generation() {
+        let recording = Uuid::new_v4();
+        let again = ResourceIds::at("callrec", recording, Track::Callee, 3);
+        assert!(again.snoop.ends_with("-callee-snoop3"), "{}", again.snoop);
+        assert_eq!(parse("callrec", &again.snoop), Some((recording, Resource::Snoop(Track::Callee))));
+        assert_eq!(generation(&again.snoop), Some(3));
+        assert_eq!(generation(&ResourceIds::new("callrec", recording, Track::Both).snoop), Some(0));
+        assert_eq!(again.media, ResourceIds::new("callrec", recording, Track::Callee).media, "the rest stays");
+        assert_eq!(parse("callrec", &format!("callrec-{recording}-both-snoop01")), None);
+        assert_eq!(parse("callrec", &format!("callrec-{recording}-both-snoopy")), None);
     }
 
     #[test]

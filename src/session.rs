@@ -177,6 +177,10 @@ pub enum Action {
     Pause { recording: RecordingId, at: Instant },
     /// Let it in again from the marker seen at `at`.
     Resume { recording: RecordingId, at: Instant },
+    /// Make every snoop of the recording anew (the capture bridges and
+    /// externalMedia channels stay, and so does the timeline): the call is
+    /// about to get a new party, whose audio a snoop of the old one would miss.
+    Reattach { recording: RecordingId, tracks: &'static [Track] },
     /// Collect, tear down and deliver a recording.
     Finish(Finished),
     /// Nothing to do for a marker; worth a warning.
@@ -234,7 +238,13 @@ struct Current {
     options: RecordingOptions,
     phase: Phase,
     paused: bool,
+    /// When its snoops were last made anew.
+    reattached_at: Option<Instant>,
 }
+
+/// New parties this close after a re-attach share it (a transfer and the
+/// dial it leads to).
+const REATTACH_SPACING: Duration = Duration::from_secs(1);
 
 /// The recording state of one call.
 #[derive(Debug)]
@@ -312,6 +322,7 @@ impl Session {
                         tracks: tracks.iter().copied().map(TrackProgress::new).collect(),
                     },
                     paused: false,
+                    reattached_at: None,
                 });
                 self.actions.push_back(Action::SetUp { recording: fresh_id, tracks });
             }
@@ -402,6 +413,25 @@ impl Session {
                 self.release_unless_hung_up();
             }
         }
+    }
+
+    /// The call is about to be connected to a new party (it is transferred,
+    /// or dials again after talking to someone). Asterisk's snoop would hear
+    /// the new party's first seconds (as long as the last party talked, up
+    /// to minutes) as silence when the new party's RTP numbering runs behind
+    /// the last one's, on builds whose translator drops "late" packets
+    /// (Debian's); a snoop made anew starts clean. Capturing recordings only,
+    /// and once for a transfer and the dial it leads to.
+    pub fn handle_new_party(&mut self, now: Instant) {
+        let Some(current) = self.current.as_mut() else { return };
+        if !matches!(current.phase, Phase::Capturing { .. }) {
+            return;
+        }
+        if current.reattached_at.is_some_and(|at| now.saturating_duration_since(at) < REATTACH_SPACING) {
+            return;
+        }
+        current.reattached_at = Some(now);
+        self.actions.push_back(Action::Reattach { recording: current.recording, tracks: current.options.tracks() });
     }
 
     /// RTP stopped coming for a running recording while its call lives. If
@@ -1030,6 +1060,24 @@ mod tests {
             (ended[0].reason, ended[0].ended_at, ended[0].error.as_deref()),
             (EndReason::Stop, t0 + ms(3000), None)
         );
+    }
+
+    #[test]
+    fn a_new_party_makes_the_snoops_anew_once_per_transfer() {
+        let t0 = Instant::now();
+        let mut session = Session::new(TIMEOUT);
+        session.handle_new_party(t0);
+        assert!(drain(&mut session).is_empty(), "nothing to re-attach without a recording");
+        let id = started(&mut session, t0, t0 + ms(40));
+        drain(&mut session);
+        session.handle_new_party(t0 + ms(3000));
+        assert_eq!(drain(&mut session), vec![Action::Reattach { recording: id, tracks: &[Track::Both] }]);
+        // The dial the transfer leads to, right after: the same re-attach.
+        session.handle_new_party(t0 + ms(3010));
+        assert!(drain(&mut session).is_empty());
+        session.handle_new_party(t0 + ms(9000));
+        assert_eq!(drain(&mut session), vec![Action::Reattach { recording: id, tracks: &[Track::Both] }]);
+        assert_eq!(session.recording(), Some(id), "the recording goes on");
     }
 
     #[test]

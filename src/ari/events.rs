@@ -67,6 +67,25 @@ pub enum Event {
         #[serde(default)]
         dialstatus: String,
     },
+    /// A blind transfer involving a followed channel (REFER, BlindTransfer(),
+    /// a feature code): the transferee goes to the dialplan for its new party.
+    BridgeBlindTransfer {
+        #[serde(default)]
+        transferee: Option<Box<Channel>>,
+        #[serde(default)]
+        channel: Option<Box<Channel>>,
+    },
+    /// An attended transfer involving a followed channel.
+    BridgeAttendedTransfer {
+        #[serde(default)]
+        transferee: Option<Box<Channel>>,
+        #[serde(default)]
+        transfer_target: Option<Box<Channel>>,
+        #[serde(default)]
+        transferer_first_leg: Option<Box<Channel>>,
+        #[serde(default)]
+        transferer_second_leg: Option<Box<Channel>>,
+    },
     /// A followed channel runs a dialplan application (it is back in the dialplan).
     ChannelDialplan {
         channel: Channel,
@@ -123,6 +142,20 @@ mod tests {
         assert_eq!(channel.caller.name, "Alice");
         assert_eq!(args, vec!["start", "payment"]);
         assert_eq!((channel.dialplan.context.as_str(), channel.dialplan.exten.as_str()), ("c", "s"));
+    }
+
+    #[test]
+    fn transfers_name_their_channels() {
+        let text = r#"{"type":"BridgeBlindTransfer","channel":{"id":"agent"},"transferee":{"id":"caller"},
+            "exten":"agent2","context":"lab","result":"Success","is_external":true}"#;
+        let Event::BridgeBlindTransfer { transferee, channel } = parse(text).unwrap() else { panic!() };
+        assert_eq!((transferee.unwrap().id.as_str(), channel.unwrap().id.as_str()), ("caller", "agent"));
+        let text = r#"{"type":"BridgeAttendedTransfer","transferer_first_leg":{"id":"a"},
+            "transferer_second_leg":{"id":"b"},"result":"Success","destination_type":"bridge"}"#;
+        let Event::BridgeAttendedTransfer { transferee, transferer_first_leg, .. } = parse(text).unwrap() else {
+            panic!()
+        };
+        assert_eq!((transferee, transferer_first_leg.unwrap().id.as_str()), (None, "a"));
     }
 
     #[test]

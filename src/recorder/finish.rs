@@ -51,6 +51,8 @@ pub(super) struct FinishJob {
     /// The call as last seen (its connected party at the end).
     pub channel: Channel,
     pub keys: CallFacts,
+    /// Which of the recording's snoops are the last (see `Action::Reattach`).
+    pub snoop_generation: u32,
     pub ari: AriClient,
     pub media: MediaHandle,
     pub delivery: Delivery,
@@ -61,12 +63,13 @@ pub(super) struct FinishJob {
 
 impl FinishJob {
     pub async fn run(self) {
-        let FinishJob { finished, channel, keys, ari, media, delivery, metrics, clock, signing_key } = self;
+        let FinishJob { finished, channel, keys, snoop_generation, ari, media, delivery, metrics, clock, signing_key } =
+            self;
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
         let captured = media.take(finished.recording, total_samples).await;
         let tracks = finished.options.tracks();
-        let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks);
+        let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks, snoop_generation);
         let recording = tokio::task::spawn_blocking(move || {
             assemble(&finished, &channel, &keys, captured, total_samples, clock, signing_key.as_deref())
         });

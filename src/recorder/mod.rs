@@ -40,6 +40,11 @@ use finish::{teardown, CallFacts, FinishJob};
 const CUT_BY_DIALPLAN: &str =
     "the dialplan cut the capture at a stop or pause marker callrec could not hear; the recording ends there";
 
+/// Between hanging up a recording's old snoops and making new ones: long
+/// enough (over two 20 ms frames) for Asterisk to free the call's audiohook
+/// list, and with it what it remembered of the last party's RTP.
+const REATTACH_PAUSE: Duration = Duration::from_millis(120);
+
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -144,6 +149,9 @@ struct Call {
 struct Live {
     call: String,
     tracks: &'static [Track],
+    /// Which snoops are its own: those of this generation (see
+    /// `Action::Reattach`).
+    generation: u32,
     /// The snoop channels' names, from their StasisStart (which capture
     /// waits for), for the dialplan (see `markers::SNOOP_VARIABLE`).
     snoop_names: Vec<(Track, String)>,
@@ -240,7 +248,12 @@ impl Recorder {
             Event::StasisStart { channel, args } => {
                 if let Some((recording, resource)) = self.helper(&channel.id) {
                     if let (Resource::Snoop(track), Some(live)) = (resource, self.live.get_mut(&recording)) {
+                        live.snoop_names.retain(|(named, _)| *named != track);
                         live.snoop_names.push((track, channel.name));
+                        if live.generation > 0 {
+                            self.rejoin(recording, track, channel.id);
+                            return;
+                        }
                     }
                     self.with_session(recording, |session| session.handle_ready(recording, resource));
                 } else if resources::parse(self.parts.ari.app(), &channel.id).is_some() {
@@ -285,6 +298,25 @@ impl Recorder {
                     debug!(channel = %channel.name, number = %channel.connected.number, "connected line");
                     call.parties.connected_line(now, &channel.connected.number, &channel.connected.name);
                     call.channel = channel;
+                }
+            }
+            Event::BridgeBlindTransfer { transferee, channel } => {
+                self.new_party(now, [transferee, channel].into_iter().flatten().map(|c| c.id).collect());
+            }
+            Event::BridgeAttendedTransfer {
+                transferee,
+                transfer_target,
+                transferer_first_leg,
+                transferer_second_leg,
+            } => {
+                let involved = [transferee, transfer_target, transferer_first_leg, transferer_second_leg];
+                self.new_party(now, involved.into_iter().flatten().map(|c| c.id).collect());
+            }
+            Event::Dial { caller: Some(caller), dialstatus, .. } if dialstatus.is_empty() => {
+                // Only a call that has talked to someone before carries
+                // that party's RTP numbering into the new one.
+                if self.calls.get(&caller.id).is_some_and(|c| c.parties.was_put_through()) {
+                    self.new_party(now, vec![caller.id]);
                 }
             }
             Event::Dial { caller: Some(caller), peer, dialstatus } if dialstatus == "ANSWER" => {
@@ -525,9 +557,79 @@ impl Recorder {
         }
     }
 
-    /// The running recording and role of one of callrec's own channels.
+    /// The running recording and role of one of callrec's own channels (a
+    /// snoop only of the recording's current generation).
     fn helper(&self, channel: &str) -> Option<(RecordingId, Resource)> {
-        resources::parse(self.parts.ari.app(), channel).filter(|(recording, _)| self.live.contains_key(recording))
+        let (recording, resource) = resources::parse(self.parts.ari.app(), channel)?;
+        let live = self.live.get(&recording)?;
+        match resource {
+            Resource::Snoop(_) if resources::generation(channel) != Some(live.generation) => None,
+            _ => Some((recording, resource)),
+        }
+    }
+
+    /// A transfer or a new dial names these channels: a followed call among
+    /// them is about to get a new party.
+    fn new_party(&mut self, now: Instant, channels: Vec<String>) {
+        for id in channels {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.parties.back_with_ivr(now);
+                call.session.handle_new_party(now);
+                self.process(&id);
+            }
+        }
+    }
+
+    /// Puts a snoop made anew into its track's capture bridge, and names the
+    /// recording's snoops on the call again for the dialplan.
+    fn rejoin(&mut self, recording: RecordingId, track: Track, snoop: String) {
+        let Some(live) = self.live.get(&recording) else { return };
+        let bridge = ResourceIds::new(self.parts.ari.app(), recording, track).bridge;
+        let (ari, metrics, call, names) =
+            (self.parts.ari.clone(), self.parts.metrics.clone(), live.call.clone(), snoop_variable(live));
+        self.tasks.spawn(async move {
+            if let Err(error) = ari.add_to_bridge(&bridge, &[&snoop]).await {
+                metrics.reattach_failures.inc();
+                warn!(channel = %call, %recording, %error, "cannot put the new snoop into the capture bridge");
+                return;
+            }
+            if let Err(error) = ari.set_variable(&call, markers::SNOOP_VARIABLE, &names).await {
+                debug!(channel = %call, %error, "could not name the new snoop on the channel");
+            }
+        });
+    }
+
+    /// Makes the recording's snoops anew (see `Action::Reattach`): hangs the
+    /// old ones up, gives Asterisk a moment to drop the channel's audiohooks
+    /// with them, then snoops again; each new snoop joins its bridge when it
+    /// reaches Stasis (`rejoin`).
+    fn reattach(&mut self, channel: &Channel, recording: RecordingId, tracks: &'static [Track]) {
+        let Some(live) = self.live.get_mut(&recording) else { return };
+        let app = self.parts.ari.app().to_string();
+        let old: Vec<String> =
+            tracks.iter().map(|&track| ResourceIds::at(&app, recording, track, live.generation).snoop).collect();
+        live.generation += 1;
+        let new: Vec<(Track, String)> = tracks
+            .iter()
+            .map(|&track| (track, ResourceIds::at(&app, recording, track, live.generation).snoop))
+            .collect();
+        self.parts.metrics.snoops_reattached.inc();
+        info!(channel = %channel.name, %recording, "the call gets a new party: snooping it anew");
+        let (ari, metrics, call) = (self.parts.ari.clone(), self.parts.metrics.clone(), channel.id.clone());
+        self.tasks.spawn(async move {
+            for snoop in old {
+                if let Err(error) = ari.hangup(&snoop).await {
+                    debug!(%snoop, %error, "could not hang up the old snoop");
+                }
+            }
+            tokio::time::sleep(REATTACH_PAUSE).await;
+            for (track, snoop) in new {
+                if let Err(error) = ari.snoop(&call, &snoop, track.spy()).await {
+                    metrics.reattach_failures.inc();
+                    warn!(channel = %call, %recording, %error, "cannot snoop the call anew; its audio stops here");
+                }
+            }
+        });
     }
 
     /// Runs `f` on the session that owns `recording`, then its actions.
@@ -564,6 +666,7 @@ impl Recorder {
                     info!(channel = %channel.name, %recording, "recording resumed");
                     self.parts.media.resume(recording, at);
                 }
+                Action::Reattach { recording, tracks } => self.reattach(&channel, recording, tracks),
                 Action::Finish(finished) => {
                     let parties = match (finished.started_at, self.calls.get(call_id)) {
                         (Some(started_at), Some(call)) => call.parties.spans(started_at, finished.ended_at),
@@ -595,8 +698,9 @@ impl Recorder {
             exten: channel.dialplan.exten.clone(),
             parties: Vec::new(),
         };
-        self.live
-            .insert(recording, Live { call: channel.id.clone(), tracks, snoop_names: Vec::new(), keys: keys.clone() });
+        let live =
+            Live { call: channel.id.clone(), tracks, generation: 0, snoop_names: Vec::new(), keys: keys.clone() };
+        self.live.insert(recording, live);
         self.spawn_call_facts(&channel.id, recording, keys);
         for &track in tracks {
             let ids = ResourceIds::new(&app, recording, track);
@@ -684,7 +788,8 @@ impl Recorder {
     /// Forgets the recording's resources, then (in a task) lets in-flight RTP
     /// land, collects the audio, tears down and delivers.
     fn finish(&mut self, channel: Channel, finished: Finished, parties: Vec<PartySpan>) {
-        let mut keys = self.live.remove(&finished.recording).map(|live| live.keys).unwrap_or_default();
+        let (mut keys, snoop_generation) =
+            self.live.remove(&finished.recording).map(|live| (live.keys, live.generation)).unwrap_or_default();
         keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
@@ -713,6 +818,7 @@ impl Recorder {
             finished,
             channel,
             keys,
+            snoop_generation,
             ari: self.parts.ari.clone(),
             media: self.parts.media.clone(),
             delivery: self.parts.delivery.clone(),
@@ -747,7 +853,7 @@ impl Recorder {
                 snoops: live
                     .tracks
                     .iter()
-                    .map(|&track| ResourceIds::new(self.parts.ari.app(), *recording, track).snoop)
+                    .map(|&track| ResourceIds::at(self.parts.ari.app(), *recording, track, live.generation).snoop)
                     .collect(),
                 capturing: self.calls.get(&live.call).is_some_and(|c| c.session.capturing() == Some(*recording)),
             })

@@ -198,7 +198,7 @@ pub fn tone_file(hz: u32) -> PathBuf {
 
 /// A second SIP party: answers the one call the lab's `agent` endpoint
 /// places (on 127.0.0.1:15092) as "Agent Smith" <2001>, says a tone, and
-/// answers the PBX's BYE.
+/// answers the PBX's BYE. `agent2` (on 15094) is "Agent Jones" <2002>.
 pub struct Agent {
     child: Child,
     dir: tempfile::TempDir,
@@ -206,17 +206,38 @@ pub struct Agent {
 
 pub const AGENT_NUMBER: &str = "2001";
 pub const AGENT_NAME: &str = "Agent Smith";
+pub const AGENT2_NUMBER: &str = "2002";
+pub const AGENT2_NAME: &str = "Agent Jones";
 
 impl Agent {
     pub fn answer(tone_hz: u32) -> Agent {
+        let tone = tone_file(tone_hz).display().to_string();
+        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, None))
+    }
+
+    /// The lab's `agent2`, the party calls are transferred to; it rings for
+    /// a second before it answers, as a person would.
+    pub fn answer_as_agent2(tone_hz: u32) -> Agent {
+        let tone = tone_file(tone_hz).display().to_string();
+        Self::start(15094, &agent_scenario(&tone, AGENT2_NAME, AGENT2_NUMBER, Duration::from_secs(1), None))
+    }
+
+    /// The lab's `agent`, which blind-transfers the call (SIP REFER) to
+    /// `agent2` this long after answering.
+    pub fn transferring_after(tone_hz: u32, after: Duration) -> Agent {
+        let tone = tone_file(tone_hz).display().to_string();
+        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, Some(after)))
+    }
+
+    fn start(port: u16, scenario_text: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let scenario = dir.path().join("agent.xml");
-        std::fs::write(&scenario, agent_scenario(&tone_file(tone_hz).display().to_string())).unwrap();
+        std::fs::write(&scenario, scenario_text).unwrap();
         let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
         let child = Command::new("sipp")
             .arg("-sf")
             .arg(&scenario)
-            .args(["-p", "15092", "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-aa"])
             .args(["-mp", &free_media_port().to_string()])
             .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
             .current_dir(dir.path())
@@ -235,11 +256,72 @@ impl Agent {
     }
 }
 
-fn agent_scenario(tone: &str) -> String {
+/// An agent answering as `name` <`number`> after ringing for `ring`, saying
+/// `tone`, and with `transfer_after`, blind-transferring the call to `agent2`.
+fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer_after: Option<Duration>) -> String {
+    // A blind transfer: REFER inside the dialog, answered 202; the transfer's
+    // NOTIFYs are answered by sipp itself (-aa); then this leg hangs up, as
+    // a phone does.
+    let (capture, end) = match transfer_after {
+        Some(after) => (
+            r#"<action><ereg regexp="sip:[^>]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>"#,
+            format!(
+                r#"<pause milliseconds="{}"/>
+  <send retrans="500"><![CDATA[
+      REFER [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$our_to];tag=[pid]SIPpTag01[call_number]
+      To: [$their_from]
+      Call-ID: [call_id]
+      CSeq: 101 REFER
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Refer-To: <sip:agent2@127.0.0.1:5060>
+      Referred-By: <sip:{number}@127.0.0.1>
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="202"/>
+  <pause milliseconds="1500"/>
+  <send retrans="500"><![CDATA[
+      BYE [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$our_to];tag=[pid]SIPpTag01[call_number]
+      To: [$their_from]
+      Call-ID: [call_id]
+      CSeq: 102 BYE
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>"#,
+                after.as_millis()
+            ),
+        ),
+        None => (
+            "",
+            r#"<recv request="BYE" timeout="80000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>"#
+                .to_string(),
+        ),
+    };
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callrec test agent">
-  <recv request="INVITE" crlf="true"/>
+  <recv request="INVITE" crlf="true">{capture}</recv>
   <send><![CDATA[
       SIP/2.0 180 Ringing
       [last_Via:]
@@ -251,6 +333,7 @@ fn agent_scenario(tone: &str) -> String {
       Content-Length: 0
 
   ]]></send>
+  <pause milliseconds="{ring}"/>
   <send retrans="500"><![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -259,7 +342,7 @@ fn agent_scenario(tone: &str) -> String {
       [last_Call-ID:]
       [last_CSeq:]
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      P-Asserted-Identity: "{AGENT_NAME}" <sip:{AGENT_NUMBER}@127.0.0.1>
+      P-Asserted-Identity: "{name}" <sip:{number}@127.0.0.1>
       Content-Type: application/sdp
       Content-Length: [len]
 
@@ -274,20 +357,10 @@ fn agent_scenario(tone: &str) -> String {
   ]]></send>
   <recv request="ACK" crlf="true"/>
   <nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>
-  <recv request="BYE" timeout="80000"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-  ]]></send>
+  {end}
 </scenario>
-"#
+"#,
+        ring = ring.as_millis()
     )
 }
 

@@ -1,0 +1,85 @@
+//! End to end against the dockerized Asterisk 22: a recording follows its
+//! call through a transfer. The caller is put through to an agent, who
+//! blind-transfers it with a SIP REFER to a second agent; one recording holds
+//! the whole call, the second agent from the moment it answers (Asterisk's
+//! snoop would hear it as seconds of silence without callrec snooping anew),
+//! and its metadata says who was on the line when.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::audio::{assert_absent_in, assert_present, first_run_ms};
+use support::callrec::{Callrec, Options};
+use support::checks::assert_delivered;
+use support::lab::{self, assert_nothing_left};
+use support::sipp::{Agent, Caller, AGENT2_NUMBER, AGENT_NUMBER};
+use support::webhook::Webhook;
+
+/// (from_ms, to_ms, number, name) of each party in a recording's metadata.
+fn parties(meta: &Value) -> Vec<(i64, i64, String, String)> {
+    let text = |value: &Value| value.as_str().unwrap().to_string();
+    meta["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["from_ms"].as_i64().unwrap(), p["to_ms"].as_i64().unwrap(), text(&p["number"]), text(&p["name"])))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_blind_transfer_by_refer_is_recorded_whole_with_both_agents() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("transfer");
+
+    let first = Agent::transferring_after(700, Duration::from_millis(3000));
+    let second = Agent::answer_as_agent2(1300);
+    let started = std::time::Instant::now();
+    Caller::new("transfer", &tag).place().finish().await;
+    println!("caller done after {:?}", started.elapsed());
+    first.finish().await;
+    println!("first agent done after {:?}", started.elapsed());
+    second.finish().await;
+    println!("second agent done after {:?}", started.elapsed());
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], "transfer", "hangup", "wav", 2);
+    let (caller, heard) = (&tracks[0], &tracks[1]);
+    let duration = caller.len() / 8;
+
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the first agent in the timeline");
+    let agent2 = parties.iter().find(|p| p.2 == AGENT2_NUMBER).expect("the second agent in the timeline");
+    assert!(agent.1 <= agent2.0, "one after the other: {parties:?}");
+    assert_eq!(parties[0].3, "ivr");
+    assert_eq!(agent2.1 as usize, duration, "the second agent to the end");
+
+    // What the caller heard: the first agent, then the second from the moment
+    // its audio began. A party's audio begins after its answer by the ACK,
+    // the bridge and a 20 ms packet (under 200 ms on loopback); without the
+    // fresh snoop the second agent's first seconds would be silence.
+    let (agent_from, agent_to) = (agent.0 as usize, agent.1 as usize);
+    let (agent2_from, agent2_to) = (agent2.0 as usize, agent2.1 as usize);
+    let (first_heard, _) = first_run_ms(heard, 700.0).expect("the first agent on the right");
+    let (second_heard, _) = first_run_ms(heard, 1300.0).expect("the second agent on the right");
+    println!("first agent answered at {agent_from} ms, heard from {first_heard}; second at {agent2_from}, heard from {second_heard}");
+    for (heard_at, answered) in [(first_heard, agent_from), (second_heard, agent2_from)] {
+        assert!((answered..answered + 200).contains(&heard_at), "answered at {answered} ms, heard from {heard_at} ms");
+    }
+    assert_present(heard, 700.0, first_heard, agent_to - 60, 0.97, "the first agent");
+    assert_present(heard, 1300.0, second_heard, agent2_to - 20, 0.99, "the second agent, from its first word");
+    assert_absent_in(heard, 1300.0, 0, agent2_from, "the second agent before it answered");
+    assert_present(caller, 1000.0, 0, duration - 20, 0.97, "the caller, all along");
+    let silences = meta["silences"].as_array().unwrap();
+    assert!(
+        silences.iter().all(|s| s["end_ms"].as_u64().unwrap() as usize <= agent2_from + 60),
+        "no digital silence while the second agent talks: {silences:?}"
+    );
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("snoops_reattached=1"), "{log}");
+}
