@@ -229,6 +229,12 @@ impl Agent {
         Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, Some(after)))
     }
 
+    /// The lab's `agent`, sending back whatever it hears (sipp's RTP echo),
+    /// so that the caller hears itself through the bridge.
+    pub fn echoing() -> Agent {
+        Self::start(15092, &agent_scenario("", AGENT_NAME, AGENT_NUMBER, Duration::ZERO, None))
+    }
+
     fn start(port: u16, scenario_text: &str) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let scenario = dir.path().join("agent.xml");
@@ -238,6 +244,7 @@ impl Agent {
             .arg("-sf")
             .arg(&scenario)
             .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-aa"])
+            .args(if scenario_text.contains("rtp_stream") { &[][..] } else { &["-rtp_echo"][..] })
             .args(["-mp", &free_media_port().to_string()])
             .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
             .current_dir(dir.path())
@@ -257,7 +264,8 @@ impl Agent {
 }
 
 /// An agent answering as `name` <`number`> after ringing for `ring`, saying
-/// `tone`, and with `transfer_after`, blind-transferring the call to `agent2`.
+/// `tone` (none: it echoes), and with `transfer_after`, blind-transferring
+/// the call to `agent2`.
 fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer_after: Option<Duration>) -> String {
     // A blind transfer: REFER inside the dialog, answered 202; the transfer's
     // NOTIFYs are answered by sipp itself (-aa); then this leg hangs up, as
@@ -356,11 +364,15 @@ fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer
 
   ]]></send>
   <recv request="ACK" crlf="true"/>
-  <nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>
+  {voice}
   {end}
 </scenario>
 "#,
-        ring = ring.as_millis()
+        ring = ring.as_millis(),
+        voice = match tone {
+            "" => String::new(),
+            tone => format!(r#"<nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>"#),
+        }
     )
 }
 
