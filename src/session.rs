@@ -606,8 +606,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::markers::{Channels, PauseMode};
-    use crate::recording::encode::AudioFormat;
+    use crate::markers::Channels;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -620,13 +619,7 @@ mod tests {
     }
 
     fn options() -> RecordingOptions {
-        RecordingOptions {
-            channels: Channels::Mono,
-            format: AudioFormat::Ulaw,
-            pause: PauseMode::Silence,
-            max: Duration::from_secs(3600),
-            min: Duration::ZERO,
-        }
+        RecordingOptions::for_tests()
     }
 
     fn start(name: &str) -> MarkerCommand {

@@ -118,6 +118,21 @@ impl RecordingOptions {
     }
 }
 
+#[cfg(test)]
+impl RecordingOptions {
+    /// What `callrec run` starts with when no flag says otherwise, but a
+    /// ceiling of one hour: the defaults of the unit tests.
+    pub(crate) fn for_tests() -> Self {
+        RecordingOptions {
+            channels: Channels::Mono,
+            format: AudioFormat::Ulaw,
+            pause: PauseMode::Silence,
+            max: Duration::from_secs(3600),
+            min: Duration::ZERO,
+        }
+    }
+}
+
 fn bad(key: &'static str, value: &str, expected: &str) -> OptionError {
     OptionError::BadValue { key, value: value.to_string(), expected: expected.to_string() }
 }
@@ -159,13 +174,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> RecordingOptions {
-        RecordingOptions {
-            channels: Channels::Mono,
-            format: AudioFormat::Ulaw,
-            pause: PauseMode::Silence,
-            max: Duration::from_secs(4 * 3600),
-            min: Duration::ZERO,
-        }
+        RecordingOptions { max: Duration::from_secs(4 * 3600), ..RecordingOptions::for_tests() }
     }
 
     #[test]

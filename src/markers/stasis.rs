@@ -37,20 +37,11 @@ pub fn parse_args(args: &[String], defaults: &RecordingOptions) -> Result<Marker
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::markers::{Channels, PauseMode};
-    use crate::recording::encode::AudioFormat;
 
     fn defaults() -> RecordingOptions {
-        RecordingOptions {
-            channels: Channels::Mono,
-            format: AudioFormat::Ulaw,
-            pause: PauseMode::Silence,
-            max: Duration::from_secs(3600),
-            min: Duration::ZERO,
-        }
+        RecordingOptions::for_tests()
     }
 
     fn parse(args: &[&str]) -> Result<MarkerCommand, MarkerError> {

@@ -284,7 +284,7 @@ mod tests {
     use crate::session::EndReason;
 
     fn options(channels: Channels, format: AudioFormat, pause: PauseMode) -> RecordingOptions {
-        RecordingOptions { channels, format, pause, max: Duration::from_secs(60), min: Duration::ZERO }
+        RecordingOptions { channels, format, pause, ..RecordingOptions::for_tests() }
     }
 
     fn finished(options: RecordingOptions, samples: u64) -> Finished {

@@ -8,6 +8,20 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+/// The end of a call the other side hangs up: its BYE, answered.
+const ANSWER_BYE: &str = r#"<recv request="BYE" timeout="80000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>"#;
+
 pub struct Caller {
     extension: String,
     tag: String,
@@ -123,19 +137,7 @@ impl Caller {
   <recv response="200"/>"#,
                 after.as_millis()
             ),
-            None => r#"<recv request="BYE" timeout="80000"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-  ]]></send>"#
-                .to_string(),
+            None => ANSWER_BYE.to_string(),
         };
         format!(
             r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -309,22 +311,7 @@ fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer
                 after.as_millis()
             ),
         ),
-        None => (
-            "",
-            r#"<recv request="BYE" timeout="80000"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-  ]]></send>"#
-                .to_string(),
-        ),
+        None => ("", ANSWER_BYE.to_string()),
     };
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
