@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::recording::StreamStats;
 use crate::session::EndReason;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,8 @@ pub struct Metadata {
     /// What went wrong, when `end_reason` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Each track's RTP counters, by track (`both`, or `caller` and `callee`).
+    pub rtp: std::collections::BTreeMap<String, StreamStats>,
     /// SHA-256 of the delivered audio file, lowercase hex.
     pub sha256: String,
     /// Who the caller was connected to, in recording time: the IVR, then
@@ -181,6 +184,7 @@ pub(crate) mod tests {
             silence_ms: 0,
             silent_tracks: None,
             error: None,
+            rtp: Default::default(),
             sha256: String::new(),
             parties: Vec::new(),
             signature: None,
@@ -228,6 +232,7 @@ pub(crate) mod tests {
             "silences",
             "silence_ms",
             "sha256",
+            "rtp",
         ] {
             assert!(keys.contains(&key), "{key} missing");
         }

@@ -128,6 +128,8 @@ pub(super) fn assemble(
         masked: Vec::new(),
     });
     let missing_samples = captured.tracks.iter().map(|track| track.missing_samples).max().unwrap_or(0);
+    let rtp =
+        tracks.iter().zip(&captured.tracks).map(|(track, audio)| (track.label().to_string(), audio.stats)).collect();
     let masked_samples: u64 = captured.masked.iter().map(|range| range.end - range.start).sum();
     // Silence callrec wrote itself is not Asterisk's: lost packets, pauses.
     let inserted = silence::merged(
@@ -219,6 +221,7 @@ pub(super) fn assemble(
         silence_ms: ulaw::millis(silence_samples),
         silent_tracks,
         error: finished.error.clone(),
+        rtp,
         sha256: integrity::sha256_hex(&audio),
         parties: keys.parties.iter().map(party_record).collect(),
         signature: None,
@@ -326,6 +329,7 @@ mod tests {
         assert!(meta.tracks.is_empty() && !meta.silent && meta.masked.is_empty());
         assert_eq!((meta.linkedid.as_str(), meta.context.as_str(), meta.exten.as_str()), ("1764.7", "ivr", "100"));
         assert_eq!((meta.connected_number.as_str(), meta.accountcode.as_str()), ("2001", "acct"));
+        assert_eq!(meta.rtp.keys().collect::<Vec<_>>(), ["both"]);
     }
 
     #[test]

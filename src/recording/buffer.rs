@@ -55,8 +55,9 @@ pub enum Placement {
     Overflow,
 }
 
-/// Counters a stream keeps about its packets, reported with the recording.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Counters a stream keeps about its packets, reported with the recording
+/// (its metadata's `rtp`), so that a bad recording explains itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamStats {
     /// Packets with audio handed to the buffer, whatever became of them.
     pub packets: u64,

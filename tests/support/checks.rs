@@ -77,6 +77,11 @@ pub fn assert_metadata(meta: &Value, audio: &[u8], name: &str, end_reason: &str)
     let duration = meta["duration_ms"].as_i64().unwrap() + meta["masked_ms"].as_i64().unwrap_or(0) * skipped(meta);
     assert!((span - duration).abs() <= 40, "ended_at - started_at = {span} ms, duration {duration} ms");
     assert!(meta["silent"].is_boolean() && meta["masked"].is_array(), "{meta}");
+    assert_eq!(
+        meta["rtp"].as_object().map(|tracks| tracks.len()),
+        Some(tracks.len()),
+        "RTP counters per track: {meta}"
+    );
     meta.clone()
 }
 
