@@ -5,7 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_rust
-ensure_packages sipp=sip-tester sox=sox curl=curl
+ensure_packages sipp=sip-tester sox=sox curl=curl tcpdump=tcpdump
 # tests/cli_integrity.rs runs the README's Python verifier of a signed recording.
 ensure_python_module cryptography python3-cryptography
 asterisk_up

@@ -10,12 +10,47 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::audio::{assert_absent_in, assert_present, first_run_ms};
+use support::audio::{assert_absent_in, assert_present, decode, first_run_ms, magnitude, track, PRESENT};
 use support::callrec::{Callrec, Options};
 use support::checks::assert_delivered;
-use support::lab::{self, assert_nothing_left};
+use support::heard::{Capture, HeardPacket};
+use support::lab::{self, assert_nothing_left, epoch_ms};
 use support::sipp::{Agent, Caller, AGENT2_NUMBER, AGENT_NUMBER};
 use support::webhook::Webhook;
+
+/// The test oracle: every 20 ms packet in which the caller heard `frequency`
+/// must have it in the recording (what the caller hears) within 60 ms of its
+/// place (20 ms packets, the snoop's 20 ms timer, jitter on loopback), and no
+/// stretch of digital silence may stand where the caller heard it.
+fn assert_heard_is_recorded(meta: &Value, recorded: &[u8], heard: &[HeardPacket], frequency: f64, what: &str) {
+    let started = epoch_ms(meta["started_at"].as_str().unwrap());
+    let duration = recorded.len() as i64 / 8;
+    let windows = track(recorded, frequency);
+    let recorded_near = |at: i64| {
+        let (from, to) = (((at - 60).max(0) / 10) as usize, (((at + 60) / 10) as usize).min(windows.len()));
+        windows[from.min(to)..to].iter().any(|&level| level > PRESENT)
+    };
+    let moments: Vec<i64> = heard
+        .iter()
+        .filter(|packet| magnitude(&decode(&packet.audio), frequency) > PRESENT)
+        .map(|packet| packet.at_ms - started)
+        .filter(|at| (60..duration - 60).contains(at))
+        .collect();
+    assert!(moments.len() > 50, "{what}: the caller heard {frequency} Hz in only {} packets", moments.len());
+    let missed: Vec<i64> = moments.iter().copied().filter(|&at| !recorded_near(at)).collect();
+    println!(
+        "{what}: heard in {} packets from {} ms to {} ms; missed {missed:?}",
+        moments.len(),
+        moments[0],
+        moments[moments.len() - 1]
+    );
+    assert!(missed.is_empty(), "{what}: heard by the caller but not recorded at {missed:?} ms");
+    let (first, last) = (moments[0], moments[moments.len() - 1]);
+    for silence in meta["silences"].as_array().unwrap() {
+        let (from, to) = (silence["start_ms"].as_i64().unwrap(), silence["end_ms"].as_i64().unwrap());
+        assert!(to <= first || from >= last, "{what}: digital silence {from}..{to} ms where the caller heard it");
+    }
+}
 
 /// (from_ms, to_ms, number, name) of each party in a recording's metadata.
 fn parties(meta: &Value) -> Vec<(i64, i64, String, String)> {
@@ -37,13 +72,12 @@ async fn a_blind_transfer_by_refer_is_recorded_whole_with_both_agents() {
 
     let first = Agent::transferring_after(700, Duration::from_millis(3000));
     let second = Agent::answer_as_agent2(1300);
-    let started = std::time::Instant::now();
-    Caller::new("transfer", &tag).place().finish().await;
-    println!("caller done after {:?}", started.elapsed());
+    let caller = Caller::new("transfer", &tag);
+    let capture = Capture::start(caller.media_port()).await;
+    caller.place().finish().await;
+    let heard_by_caller = capture.stop().await;
     first.finish().await;
-    println!("first agent done after {:?}", started.elapsed());
     second.finish().await;
-    println!("second agent done after {:?}", started.elapsed());
     let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(deliveries.len(), 1, "one recording for the whole call");
     let (meta, tracks) = assert_delivered(&deliveries[0], "transfer", "hangup", "wav", 2);
@@ -72,6 +106,8 @@ async fn a_blind_transfer_by_refer_is_recorded_whole_with_both_agents() {
     }
     assert_present(heard, 700.0, first_heard, agent_to - 60, 0.97, "the first agent");
     assert_present(heard, 1300.0, second_heard, agent2_to - 20, 0.99, "the second agent, from its first word");
+    assert_heard_is_recorded(&meta, heard, &heard_by_caller, 1300.0, "the second agent");
+    assert_heard_is_recorded(&meta, heard, &heard_by_caller, 700.0, "the first agent");
     assert_absent_in(
         heard,
         1300.0,

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod callrec;
 pub mod checks;
+pub mod heard;
 pub mod lab;
 pub mod proxy;
 pub mod sipp;

@@ -32,6 +32,8 @@ pub struct Caller {
     number: String,
     name: String,
     hang_up_after: Option<Duration>,
+    /// The UDP port the caller's RTP arrives on.
+    media_port: u16,
 }
 
 pub struct Call {
@@ -51,7 +53,13 @@ impl Caller {
             number: "5551001".into(),
             name: "Test Caller".into(),
             hang_up_after: None,
+            media_port: free_media_port(),
         }
+    }
+
+    /// Where what the caller hears arrives (RTP), for a test to listen in.
+    pub fn media_port(&self) -> u16 {
+        self.media_port
     }
 
     /// The caller's tone: 700, 1000 or 1300 Hz (tests/data/callerN.ulaw).
@@ -100,7 +108,7 @@ impl Caller {
             .arg("-sf")
             .arg(&scenario)
             .args(["-s", &self.extension, "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-mp", &free_media_port().to_string()])
+            .args(["-mp", &self.media_port.to_string()])
             .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
             .current_dir(dir.path())
             .stdin(Stdio::null())
