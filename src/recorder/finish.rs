@@ -6,6 +6,7 @@
 //! down the snoop, externalMedia channels and bridges and hands the recording
 //! to delivery — unless it is shorter than its `min`.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,51 +132,9 @@ pub(super) fn assemble(
     let rtp =
         tracks.iter().zip(&captured.tracks).map(|(track, audio)| (track.label().to_string(), audio.stats)).collect();
     let masked_samples: u64 = captured.masked.iter().map(|range| range.end - range.start).sum();
-    // Silence callrec wrote itself is not Asterisk's: lost packets, pauses.
-    let inserted = silence::merged(
-        captured
-            .tracks
-            .iter()
-            .flat_map(|track| track.missing.iter().cloned())
-            .chain(captured.masked.iter().cloned())
-            .collect(),
-    );
-    let slices: Vec<&[u8]> = captured.tracks.iter().map(|track| track.ulaw.as_slice()).collect();
-    let silences = silence::digital_silences(&slices, &inserted);
-    let silent_tracks = match tracks {
-        [Track::Both] => None,
-        tracks => Some(
-            tracks
-                .iter()
-                .zip(&slices)
-                .filter(|(_, audio)| silence::without_speech(audio))
-                .map(|(track, _)| track.label().to_string())
-                .collect(),
-        ),
-    };
+    let (silences, silent_tracks) = completeness(tracks, &captured);
     let silence_samples: u64 = silences.iter().map(|range| range.end - range.start).sum();
-    let (audio_tracks, masked, silences): (Vec<Vec<u8>>, Vec<TimeRange>, Vec<TimeRange>) = match finished.options.pause
-    {
-        PauseMode::Silence => (
-            captured.tracks.into_iter().map(|track| track.ulaw).collect(),
-            captured.masked.iter().map(|range| time_range(range.start, range.end)).collect(),
-            silences.iter().map(|range| time_range(range.start, range.end)).collect(),
-        ),
-        PauseMode::Skip => (
-            captured.tracks.iter().map(|track| mask::cut(&track.ulaw, &captured.masked)).collect(),
-            mask::cut_points(&captured.masked).into_iter().map(|point| time_range(point, point)).collect(),
-            silences
-                .iter()
-                .map(|range| {
-                    let (start, end) = (
-                        mask::after_cuts(range.start, &captured.masked),
-                        mask::after_cuts(range.end, &captured.masked),
-                    );
-                    time_range(start, end)
-                })
-                .collect(),
-        ),
-    };
+    let (audio_tracks, masked, silences) = lay_out(finished.options.pause, captured, &silences);
     let samples = audio_tracks.first().map_or(0, |track| track.len() as u64);
     let silent = audio_tracks.iter().flatten().all(|&byte| ulaw::decode(byte).unsigned_abs() <= SILENT_LEVEL as u16);
     let slices: Vec<&[u8]> = audio_tracks.iter().map(Vec::as_slice).collect();
@@ -228,6 +187,59 @@ pub(super) fn assemble(
     };
     let metadata = signed(metadata, signing_key);
     (FinishedRecording { metadata, audio: audio.into(), format }, finished.options.min)
+}
+
+/// What the tracks say besides their audio: where Asterisk sent exact
+/// digital silence (not silence callrec wrote itself for lost packets or
+/// pauses), and for stereo, which tracks never carried speech.
+fn completeness(tracks: &[Track], captured: &CapturedRecording) -> (Vec<Range<u64>>, Option<Vec<String>>) {
+    let inserted = silence::merged(
+        captured
+            .tracks
+            .iter()
+            .flat_map(|track| track.missing.iter().cloned())
+            .chain(captured.masked.iter().cloned())
+            .collect(),
+    );
+    let slices: Vec<&[u8]> = captured.tracks.iter().map(|track| track.ulaw.as_slice()).collect();
+    let silences = silence::digital_silences(&slices, &inserted);
+    let silent_tracks = match tracks {
+        [Track::Both] => None,
+        tracks => Some(
+            tracks
+                .iter()
+                .zip(&slices)
+                .filter(|(_, audio)| silence::without_speech(audio))
+                .map(|(track, _)| track.label().to_string())
+                .collect(),
+        ),
+    };
+    (silences, silent_tracks)
+}
+
+/// The tracks as delivered, with the masked and silent stretches in their
+/// time: as captured (`pause=silence`), or with the pauses cut out
+/// (`pause=skip`, where a masked stretch becomes the point it was cut at).
+fn lay_out(
+    pause: PauseMode,
+    captured: CapturedRecording,
+    silences: &[Range<u64>],
+) -> (Vec<Vec<u8>>, Vec<TimeRange>, Vec<TimeRange>) {
+    let ranges = |ranges: &[Range<u64>], place: &dyn Fn(u64) -> u64| -> Vec<TimeRange> {
+        ranges.iter().map(|range| time_range(place(range.start), place(range.end))).collect()
+    };
+    match pause {
+        PauseMode::Silence => {
+            let masked = ranges(&captured.masked, &|sample| sample);
+            (captured.tracks.into_iter().map(|track| track.ulaw).collect(), masked, ranges(silences, &|sample| sample))
+        }
+        PauseMode::Skip => {
+            let cuts = &captured.masked;
+            let audio = captured.tracks.iter().map(|track| mask::cut(&track.ulaw, cuts)).collect();
+            let masked = mask::cut_points(cuts).into_iter().map(|point| time_range(point, point)).collect();
+            (audio, masked, ranges(silences, &|sample| mask::after_cuts(sample, cuts)))
+        }
+    }
 }
 
 fn party_record(span: &PartySpan) -> PartyRecord {
