@@ -11,6 +11,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::ami;
 use support::audio::{assert_absent_in, assert_present, decode, first_run_ms, magnitude, track, PRESENT};
 use support::callrec::{Callrec, Options};
 use support::checks::assert_delivered;
@@ -150,4 +151,48 @@ async fn a_call_through_a_local_channel_that_is_optimized_away_is_recorded_whole
     assert!(parties(&meta).iter().any(|p| p.2 == AGENT_NUMBER), "the agent in the timeline: {meta}");
     assert_nothing_left().await;
     callrec.stop().await;
+}
+
+/// A blind transfer by a switchboard (AMI BlindTransfer on the agent's
+/// channel), not by the agent's phone.
+#[tokio::test]
+async fn a_blind_transfer_by_the_switchboard_is_recorded_whole_with_both_agents() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("switchboard");
+
+    let first = Agent::answer(700);
+    let second = Agent::answer_as_agent2(1300);
+    let caller = Caller::new("switchboard", &tag);
+    let capture = Capture::start(caller.media_port()).await;
+    let call = caller.place();
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let agent_channel = lab::channel_names().await.into_iter().find(|name| name.starts_with("PJSIP/agent-"));
+    let agent_channel = agent_channel.expect("the first agent's channel");
+    let response = ami::action(&[
+        ("Action", "BlindTransfer"),
+        ("Channel", &agent_channel),
+        ("Context", "callrec-tests"),
+        ("Exten", "agent2"),
+    ])
+    .await;
+    assert!(response.contains("Success"), "AMI BlindTransfer: {response}");
+    call.finish().await;
+    let heard_by_caller = capture.stop().await;
+    first.finish().await;
+    second.finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], "switchboard", "hangup", "wav", 2);
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    let agent = parties.iter().position(|p| p.2 == AGENT_NUMBER).expect("the first agent in the timeline");
+    let agent2 = parties.iter().position(|p| p.2 == AGENT2_NUMBER).expect("the second agent in the timeline");
+    assert!(agent < agent2, "one after the other: {parties:?}");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the first agent");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 1300.0, "the second agent");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("snoops_reattached=1"), "{log}");
 }

@@ -87,6 +87,12 @@ pub async fn channel_ids() -> Vec<String> {
     ids(&get_json("channels").await)
 }
 
+/// The names of the channels on Asterisk.
+pub async fn channel_names() -> Vec<String> {
+    let list = get_json("channels").await;
+    list.as_array().unwrap().iter().filter_map(|item| item["name"].as_str().map(str::to_string)).collect()
+}
+
 pub async fn bridge_ids() -> Vec<String> {
     ids(&get_json("bridges").await)
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod ami;
 pub mod audio;
 pub mod callrec;
 pub mod checks;

@@ -108,7 +108,7 @@ impl Caller {
             .arg("-sf")
             .arg(&scenario)
             .args(["-s", &self.extension, "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-mp", &self.media_port.to_string()])
+            .args(["-mp", &self.media_port.to_string(), "-aa"])
             .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
             .current_dir(dir.path())
             .stdin(Stdio::null())
