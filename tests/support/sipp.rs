@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+/// The SDP every party offers or answers: μ-law on sipp's media port.
+const PCMU_SDP: &str = "      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000";
+
 /// The end of a call the other side hangs up: its BYE, answered.
 const ANSWER_BYE: &str = r#"<recv request="BYE" timeout="80000"/>
   <send><![CDATA[
@@ -164,13 +173,7 @@ impl Caller {
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+{sdp}
 
   ]]></send>
   <recv response="100" optional="true"/>
@@ -194,6 +197,7 @@ impl Caller {
 </scenario>
 "#,
             tag = self.tag,
+            sdp = PCMU_SDP,
             options = self.options,
         )
     }
@@ -349,13 +353,7 @@ fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+{sdp}
 
   ]]></send>
   <recv request="ACK" crlf="true"/>
@@ -364,6 +362,7 @@ fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer
 </scenario>
 "#,
         ring = ring.as_millis(),
+        sdp = PCMU_SDP,
         voice = match tone {
             "" => String::new(),
             tone => format!(r#"<nop><action><exec rtp_stream="{tone},-1,0"/></action></nop>"#),
