@@ -3,8 +3,9 @@
 //! blind-transfers it with a SIP REFER to a second agent; one recording holds
 //! the whole call, the second agent from the moment it answers (Asterisk's
 //! snoop would hear it as seconds of silence without callrec snooping anew),
-//! and its metadata says who was on the line when. Likewise a call put
-//! through a Local channel that Asterisk optimizes away.
+//! and its metadata says who was on the line when. Likewise a blind transfer
+//! by a switchboard, an attended transfer, and a call put through a Local
+//! channel that Asterisk optimizes away.
 
 mod support;
 
@@ -192,6 +193,54 @@ async fn a_blind_transfer_by_the_switchboard_is_recorded_whole_with_both_agents(
     assert!(agent < agent2, "one after the other: {parties:?}");
     assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the first agent");
     assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 1300.0, "the second agent");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("snoops_reattached=1"), "{log}");
+}
+
+/// An attended transfer: a switchboard starts it for the agent (AMI Atxfer,
+/// the agent's attended-transfer feature); the caller is held while the agent
+/// consults the second agent, and the agent hanging up completes it.
+#[tokio::test]
+async fn an_attended_transfer_is_recorded_whole_with_both_agents() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("attended");
+
+    // The agent consults for about 2 s after the second agent answers (the
+    // transfer starts at 3.3 s, the second agent rings for 1 s).
+    let first = Agent::hanging_up_after(700, Duration::from_millis(6000));
+    let second = Agent::answer_as_agent2(1300);
+    let caller = Caller::new("attended", &tag);
+    let capture = Capture::start(caller.media_port()).await;
+    let call = caller.place();
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let agent_channel = lab::channel_names().await.into_iter().find(|name| name.starts_with("PJSIP/agent-"));
+    let agent_channel = agent_channel.expect("the first agent's channel");
+    let response = ami::action(&[
+        ("Action", "Atxfer"),
+        ("Channel", &agent_channel),
+        ("Context", "callrec-tests"),
+        ("Exten", "8002"),
+    ])
+    .await;
+    assert!(response.contains("Success"), "AMI Atxfer: {response}");
+    call.finish().await;
+    let heard_by_caller = capture.stop().await;
+    first.finish().await;
+    second.finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], "attended", "hangup", "wav", 2);
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the first agent");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 1300.0, "the second agent");
+    let agent = parties.iter().position(|p| p.2 == AGENT_NUMBER).expect("the first agent in the timeline");
+    let agent2 = parties.iter().position(|p| p.2 == AGENT2_NUMBER).expect("the second agent in the timeline");
+    assert!(agent < agent2, "one after the other: {parties:?}");
+    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
     assert_nothing_left().await;
     let log = callrec.stop().await;
     assert!(log.contains("snoops_reattached=1"), "{log}");

@@ -309,8 +309,21 @@ impl Recorder {
                 transferer_first_leg,
                 transferer_second_leg,
             } => {
-                let involved = [transferee, transfer_target, transferer_first_leg, transferer_second_leg];
-                self.new_party(now, involved.into_iter().flatten().map(|c| c.id).collect());
+                let involved = [&transferee, &transfer_target, &transferer_first_leg, &transferer_second_leg];
+                self.new_party(now, involved.into_iter().flatten().map(|c| c.id.clone()).collect());
+                // The transferee and the target are put through to each other;
+                // their connected lines name each other. (Asterisk leaves the
+                // target out when it was a Local channel optimized away.)
+                let name =
+                    |channel: &Option<Box<Channel>>| channel.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+                let pairs = [(&transferee, name(&transfer_target)), (&transfer_target, name(&transferee))];
+                for (channel, peer) in pairs {
+                    let Some(channel) = channel else { continue };
+                    if let Some(call) = self.calls.get_mut(&channel.id) {
+                        debug!(channel = %call.channel.name, %peer, "put through by an attended transfer");
+                        call.parties.put_through(now, &peer);
+                    }
+                }
             }
             Event::Dial { caller: Some(caller), dialstatus, .. } if dialstatus.is_empty() => {
                 // Only a call that has talked to someone before carries

@@ -49,7 +49,8 @@ impl Callrec {
             .args(["--ari-user", lab::ARI_USER])
             .arg("--output-dir")
             .arg(output_dir.path())
-            .args(["--log", "callrec=debug,info"])
+            // CALLREC_TEST_LOG=callrec=trace,info shows every ARI event.
+            .args(["--log", &std::env::var("CALLREC_TEST_LOG").unwrap_or("callrec=debug,info".into())])
             .args(&options.extra)
             .env("CALLREC_ARI_PASSWORD", options.ari_password)
             .env_remove("CALLREC_WEBHOOK_URL")

@@ -226,27 +226,38 @@ pub const AGENT2_NAME: &str = "Agent Jones";
 impl Agent {
     pub fn answer(tone_hz: u32) -> Agent {
         let tone = tone_file(tone_hz).display().to_string();
-        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, None))
+        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, AgentEnd::Answered))
+    }
+
+    /// The lab's `agent`, which hangs up (its own BYE) this long after
+    /// answering: the end of an attended transfer's consultation.
+    pub fn hanging_up_after(tone_hz: u32, after: Duration) -> Agent {
+        let tone = tone_file(tone_hz).display().to_string();
+        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, AgentEnd::ByeAfter(after)))
     }
 
     /// The lab's `agent2`, the party calls are transferred to; it rings for
     /// a second before it answers, as a person would.
     pub fn answer_as_agent2(tone_hz: u32) -> Agent {
         let tone = tone_file(tone_hz).display().to_string();
-        Self::start(15094, &agent_scenario(&tone, AGENT2_NAME, AGENT2_NUMBER, Duration::from_secs(1), None))
+        let ring = Duration::from_secs(1);
+        Self::start(15094, &agent_scenario(&tone, AGENT2_NAME, AGENT2_NUMBER, ring, AgentEnd::Answered))
     }
 
     /// The lab's `agent`, which blind-transfers the call (SIP REFER) to
     /// `agent2` this long after answering.
     pub fn transferring_after(tone_hz: u32, after: Duration) -> Agent {
         let tone = tone_file(tone_hz).display().to_string();
-        Self::start(15092, &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, Some(after)))
+        Self::start(
+            15092,
+            &agent_scenario(&tone, AGENT_NAME, AGENT_NUMBER, Duration::ZERO, AgentEnd::ReferAfter(after)),
+        )
     }
 
     /// The lab's `agent`, sending back whatever it hears (sipp's RTP echo),
     /// so that the caller hears itself through the bridge.
     pub fn echoing() -> Agent {
-        Self::start(15092, &agent_scenario("", AGENT_NAME, AGENT_NUMBER, Duration::ZERO, None))
+        Self::start(15092, &agent_scenario("", AGENT_NAME, AGENT_NUMBER, Duration::ZERO, AgentEnd::Answered))
     }
 
     fn start(port: u16, scenario_text: &str) -> Agent {
@@ -277,18 +288,46 @@ impl Agent {
     }
 }
 
+/// How an agent's call ends.
+enum AgentEnd {
+    /// The PBX hangs up; the agent answers its BYE.
+    Answered,
+    /// The agent blind-transfers the call to `agent2` (SIP REFER), then
+    /// hangs up, as a phone does.
+    ReferAfter(Duration),
+    /// The agent hangs up.
+    ByeAfter(Duration),
+}
+
+/// The agent's own BYE, and the PBX's answer to it.
+const AGENT_BYE: &str = r#"<send retrans="500"><![CDATA[
+      BYE [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$our_to];tag=[pid]SIPpTag01[call_number]
+      To: [$their_from]
+      Call-ID: [call_id]
+      CSeq: 102 BYE
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>"#;
+
 /// An agent answering as `name` <`number`> after ringing for `ring`, saying
-/// `tone` (none: it echoes), and with `transfer_after`, blind-transferring
-/// the call to `agent2`.
-fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer_after: Option<Duration>) -> String {
-    // A blind transfer: REFER inside the dialog, answered 202; the transfer's
-    // NOTIFYs are answered by sipp itself (-aa); then this leg hangs up, as
-    // a phone does.
-    let (capture, end) = match transfer_after {
-        Some(after) => (
-            r#"<action><ereg regexp="sip:[^>]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+/// `tone` (none: it echoes), its call ending as `end` says.
+fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, end: AgentEnd) -> String {
+    // An agent that sends requests itself keeps what it needs of the dialog.
+    let dialog = r#"<action><ereg regexp="sip:[^>]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
       <ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>"#,
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/></action>"#;
+    let (capture, end) = match end {
+        AgentEnd::Answered => ("", ANSWER_BYE.to_string()),
+        AgentEnd::ByeAfter(after) => (dialog, format!(r#"<pause milliseconds="{}"/>{AGENT_BYE}"#, after.as_millis())),
+        // REFER inside the dialog, answered 202; the transfer's NOTIFYs are
+        // answered by sipp itself (-aa).
+        AgentEnd::ReferAfter(after) => (
+            dialog,
             format!(
                 r#"<pause milliseconds="{}"/>
   <send retrans="500"><![CDATA[
@@ -307,23 +346,10 @@ fn agent_scenario(tone: &str, name: &str, number: &str, ring: Duration, transfer
   ]]></send>
   <recv response="202"/>
   <pause milliseconds="1500"/>
-  <send retrans="500"><![CDATA[
-      BYE [$remote_contact] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: [$our_to];tag=[pid]SIPpTag01[call_number]
-      To: [$their_from]
-      Call-ID: [call_id]
-      CSeq: 102 BYE
-      Contact: <sip:agent@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-  ]]></send>
-  <recv response="200"/>"#,
+  {AGENT_BYE}"#,
                 after.as_millis()
             ),
         ),
-        None => ("", ANSWER_BYE.to_string()),
     };
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
