@@ -164,9 +164,40 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_SIGNING_KEY", value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
 
+    /// FastAGI server for markers: AGI(agi://HOST:4573/start?name=NAME), /stop, /pause, /resume; "off" turns it off
+    #[arg(long, env = "CALLREC_AGI_LISTEN", value_name = "ADDR|off", default_value = "127.0.0.1:4573", value_parser = parse_listen)]
+    pub agi_listen: Listen,
+
+    /// HTTP control API (POST /v1/channels/{id}/recording, GET /v1/recordings); "off" turns it off
+    #[arg(long, env = "CALLREC_LISTEN", value_name = "ADDR|off", default_value = "127.0.0.1:8090", value_parser = parse_listen)]
+    pub listen: Listen,
+
+    /// Bearer token the HTTP control API requires (needed to listen beyond loopback)
+    #[arg(long, env = "CALLREC_API_TOKEN", value_name = "TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
+    pub api_token: Option<String>,
+
+    /// File holding that token (its first line)
+    #[arg(long, env = "CALLREC_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Webhook told about each call that had a recording, once it hung up and its recordings are delivered
+    #[arg(long, env = "CALLREC_POST_CALL_URL", value_name = "URL", hide_env_values = true)]
+    pub post_call_url: Option<Url>,
+
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
+}
+
+/// A listening address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen(value: &str) -> Result<Listen, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    value.parse().map(|addr| Listen(Some(addr))).map_err(|_| format!("{value:?}: expected IP:PORT or off"))
 }
 
 /// Everything `callrec run` needs, checked.
@@ -186,6 +217,10 @@ pub struct Config {
     /// What a start marker does not give.
     pub defaults: RecordingOptions,
     pub signing_key: Option<Arc<SigningKey>>,
+    pub agi_listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
+    pub api_token: Option<Secret>,
+    pub post_call_url: Option<Url>,
     pub log: String,
 }
 
@@ -260,6 +295,30 @@ impl TryFrom<RunArgs> for Config {
             },
             None => None,
         };
+        let api_token = match (&args.api_token, &args.api_token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(text.lines().next().unwrap_or_default().trim().to_string()),
+                Err(error) => return bad(format!("--api-token-file {}: {error}", path.display())),
+            },
+            (None, None) => None,
+        };
+        if api_token.as_ref().is_some_and(|token| token.is_empty()) {
+            return bad("--api-token is empty".into());
+        }
+        if let (Listen(Some(addr)), None) = (args.listen, &api_token) {
+            if !addr.ip().is_loopback() {
+                return bad(format!(
+                    "--listen {addr} is reachable beyond this host: set --api-token (or --api-token-file), \
+                     or listen on 127.0.0.1"
+                ));
+            }
+        }
+        if let Some(url) = &args.post_call_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return bad(format!("--post-call-url must be an http:// or https:// URL, not {}://", url.scheme()));
+            }
+        }
         Ok(Config {
             ari_url: args.ari_url,
             ari_user: args.ari_user,
@@ -274,6 +333,10 @@ impl TryFrom<RunArgs> for Config {
             max_recording: args.max_recording,
             defaults,
             signing_key,
+            agi_listen: args.agi_listen.0,
+            listen: args.listen.0,
+            api_token: api_token.map(Secret::new),
+            post_call_url: args.post_call_url,
             log: args.log,
         })
     }
@@ -331,10 +394,27 @@ mod tests {
             (&["--pause-mode", "mute"][..], "--pause-mode"),
             (&["--channels", "stereo", "--format", "ul"][..], "--format"),
             (&["--min-recording", "5h"][..], "--min-recording"),
+            (&["--listen", "0.0.0.0:8090"][..], "--api-token"),
+            (&["--listen", "8090"][..], "--listen"),
+            (&["--agi-listen", "everywhere"][..], "--agi-listen"),
+            (&["--api-token", ""][..], "--api-token"),
+            (&["--post-call-url", "ftp://x"][..], "--post-call-url"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_control_listeners_default_to_loopback_and_turn_off() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.agi_listen, Some("127.0.0.1:4573".parse().unwrap()));
+        assert_eq!(config.listen, Some("127.0.0.1:8090".parse().unwrap()));
+        let off = parse(&["--agi-listen", "off", "--listen", "OFF"]).unwrap();
+        assert_eq!((off.agi_listen, off.listen), (None, None));
+        let open = parse(&["--listen", "0.0.0.0:8090", "--api-token", "s3cret-token"]).unwrap();
+        assert_eq!(open.api_token.as_ref().map(Secret::expose), Some("s3cret-token"));
+        assert!(!format!("{open:?}").contains("s3cret-token"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod ari;
 pub mod backoff;
 pub mod config;
+pub mod control;
 pub mod convert;
 pub mod delivery;
 pub mod integrity;

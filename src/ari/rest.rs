@@ -13,6 +13,7 @@ use url::Url;
 
 use super::AriError;
 use crate::config::Secret;
+use super::events::Channel;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -225,6 +226,15 @@ impl AriClient {
     }
 
     /// Whether a channel still exists.
+    /// The channel's snapshot, or `None` when Asterisk has no such channel.
+    pub async fn channel(&self, channel: &str) -> Result<Option<Channel>, AriError> {
+        const OPERATION: &str = "look up channel";
+        let Some(response) = self.send_if_found(OPERATION, Method::GET, &["channels", channel], &[]).await? else {
+            return Ok(None);
+        };
+        read_json(OPERATION, response).await.map(Some)
+    }
+
     pub async fn channel_exists(&self, channel: &str) -> Result<bool, AriError> {
         self.send_if_found("look up channel", Method::GET, &["channels", channel], &[])
             .await

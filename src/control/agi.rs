@@ -1,0 +1,1 @@
+//! The FastAGI server (see `control`).
