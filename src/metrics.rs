@@ -58,6 +58,10 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// FastAGI sessions served.
+    agi_sessions,
+    /// FastAGI sessions cut off (malformed, oversized or too slow input).
+    agi_sessions_rejected,
     /// Snoops that could not be made anew or put back into their bridge.
     reattach_failures,
     /// Stop, pause or resume markers on a channel with no recording.

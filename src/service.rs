@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::EventStream;
 use crate::config::Config;
+use crate::control::{agi, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::{Delivery, Directory, Webhook};
 use crate::media;
@@ -45,6 +47,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tokio::spawn(async move { events.run(rest, ari_tx, &metrics, stop).await })
     };
 
+    let (control_tx, control_rx) = mpsc::channel(256);
+    let markers = Markers::new(control_tx, ari.clone(), config.capture_timeout);
+    let mut listeners = Vec::new();
+    if let Some(addr) = config.agi_listen {
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen for FastAGI on {addr}: {error} (set --agi-listen to another address, or off)"
+            )
+        })?;
+        info!(listen = %listener.local_addr()?, "FastAGI markers: AGI(agi://HOST:PORT/start?name=NAME)");
+        listeners.push(tokio::spawn(agi::serve(listener, markers.clone(), config.defaults, metrics.clone())));
+    }
+
     let recorder = Recorder::new(RecorderParts {
         ari,
         media,
@@ -55,10 +70,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         defaults: config.defaults,
         signing_key: config.signing_key.clone(),
     });
-    let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, stop_rx));
+    let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
 
     shutdown.await;
     info!("shutting down");
+    listeners.iter().for_each(|listener| listener.abort());
     let _ = stop_tx.send(true);
     recorder_task.await?;
     events_task.await?;

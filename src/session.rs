@@ -242,6 +242,16 @@ struct Current {
     reattached_at: Option<Instant>,
 }
 
+/// The recording in progress on a call, as `Session::current` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentRecording<'a> {
+    pub recording: RecordingId,
+    pub name: &'a str,
+    /// When capture began; `None` while it is being set up.
+    pub started_at: Option<Instant>,
+    pub paused: bool,
+}
+
 /// New parties this close after a re-attach share it (a transfer and the
 /// dial it leads to).
 const REATTACH_SPACING: Duration = Duration::from_secs(1);
@@ -297,6 +307,16 @@ impl Session {
     /// The recording in progress, if any.
     pub fn recording(&self) -> Option<RecordingId> {
         self.current.as_ref().map(|current| current.recording)
+    }
+
+    /// The recording in progress, as a listing shows it.
+    pub fn current(&self) -> Option<CurrentRecording<'_>> {
+        let current = self.current.as_ref()?;
+        let started_at = match current.phase {
+            Phase::Capturing { started_at } => Some(started_at),
+            Phase::SettingUp { .. } => None,
+        };
+        Some(CurrentRecording { recording: current.recording, name: &current.name, started_at, paused: current.paused })
     }
 
     /// Whether the recording in progress is paused.

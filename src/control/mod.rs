@@ -31,7 +31,7 @@ pub struct MarkerRequest {
 /// What the adapters ask of the recorder.
 #[derive(Debug)]
 pub enum ControlRequest {
-    Marker(MarkerRequest),
+    Marker(Box<MarkerRequest>),
     /// The recordings running now.
     Recordings(oneshot::Sender<Vec<RunningRecording>>),
 }
@@ -171,6 +171,15 @@ impl Markers {
         channel_id: &str,
         command: Result<MarkerCommand, MarkerError>,
     ) -> Result<MarkerOutcome, ControlError> {
+        // A marker that cannot be understood changes nothing: it is refused
+        // (and counted) without asking Asterisk about the channel.
+        if matches!(&command, Err(error) if !matches!(error, MarkerError::BadName { .. })) {
+            let channel = Channel { id: channel_id.to_string(), name: channel_id.to_string(), ..Channel::default() };
+            let (reply, outcome) = oneshot::channel();
+            return self
+                .ask(ControlRequest::Marker(Box::new(MarkerRequest { channel, command, reply })), outcome)
+                .await;
+        }
         let channel = match self.ari.channel(channel_id).await {
             Ok(Some(channel)) => channel,
             Ok(None) => return Err(ControlError::UnknownChannel(channel_id.to_string())),
@@ -180,7 +189,7 @@ impl Markers {
             Err(error) => return Err(ControlError::UnknownChannel(format!("{channel_id} ({error})"))),
         };
         let (reply, outcome) = oneshot::channel();
-        self.ask(ControlRequest::Marker(MarkerRequest { channel, command, reply }), outcome).await
+        self.ask(ControlRequest::Marker(Box::new(MarkerRequest { channel, command, reply })), outcome).await
     }
 
     /// The recordings running now.

@@ -5,6 +5,7 @@
 //! transports produce the same `MarkerCommand` with the same validation.
 //! Also the channel variables callrec and its dialplan subroutines share.
 
+pub mod agi;
 pub mod options;
 pub mod stasis;
 

@@ -20,7 +20,8 @@ use crate::ari::events::{Channel, Event};
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
-use crate::delivery::metadata::WallClock;
+use crate::control::{ControlRequest, MarkerOutcome, MarkerStatus, RunningRecording};
+use crate::delivery::metadata::{rfc3339, WallClock};
 use crate::delivery::Delivery;
 use crate::integrity::SigningKey;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
@@ -31,10 +32,12 @@ use crate::resources::{self, ResourceIds};
 use crate::session::{Action, EndReason, Finished, Ignored, RecordingId, Resource, Session, Track};
 
 mod finish;
+mod holds;
 mod reconcile;
 mod release;
 
 use finish::{teardown, CallFacts, FinishJob};
+use holds::{Hold, Holds, Waiting};
 
 /// Logged when a recording ends where the dialplan cut its capture.
 const CUT_BY_DIALPLAN: &str =
@@ -143,6 +146,8 @@ struct Call {
     session: Session,
     /// Who the caller was connected to, for the recordings' `parties`.
     parties: Parties,
+    /// The markers waiting to be let go, and what became of them.
+    holds: Holds,
 }
 
 /// The recording resources that exist for a running recording.
@@ -198,6 +203,7 @@ impl Recorder {
         mut self,
         mut ari: mpsc::Receiver<AriMessage>,
         mut media: mpsc::UnboundedReceiver<MediaEvent>,
+        mut control: mpsc::Receiver<ControlRequest>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
@@ -208,6 +214,7 @@ impl Recorder {
                     None => break,
                 },
                 Some(event) = media.recv() => self.handle_media(event),
+                Some(request) = control.recv() => self.handle_control(request),
                 Some(result) = self.results_rx.recv() => self.handle_result(result),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Err(error) = joined {
@@ -261,7 +268,8 @@ impl Recorder {
                     debug!(channel = %channel.id, "hanging up a leftover helper channel");
                     self.spawn_teardown(vec![channel.id], Vec::new());
                 } else {
-                    self.handle_marker(now, channel, &args);
+                    let command = stasis::parse_args(&args, &self.parts.defaults);
+                    self.handle_marker(now, channel, command, Hold::Stasis);
                 }
             }
             Event::StasisEnd { channel } => {
@@ -351,8 +359,16 @@ impl Recorder {
         }
     }
 
-    fn handle_marker(&mut self, now: Instant, channel: Channel, args: &[String]) {
-        let command = match stasis::parse_args(args, &self.parts.defaults) {
+    /// A marker for `channel`, by whichever transport: `hold` says who waits
+    /// for it to take effect.
+    fn handle_marker(
+        &mut self,
+        now: Instant,
+        channel: Channel,
+        command: Result<MarkerCommand, MarkerError>,
+        hold: Hold,
+    ) {
+        let command = match command {
             Ok(command) => command,
             Err(MarkerError::BadName { name, options }) => {
                 // Record anyway: a typo in a name must not lose the recording.
@@ -371,19 +387,21 @@ impl Recorder {
                     channel = %channel.name, key = error.key(), %error,
                     "bad option on a start marker: not recording; the call goes on"
                 );
-                self.spawn_release(channel.id);
+                let outcome = MarkerOutcome::with_detail(MarkerStatus::Invalid, error.to_string());
+                self.answer(&channel.id, hold, outcome);
                 return;
             }
             Err(error) => {
                 self.parts.metrics.markers_invalid.inc();
-                warn!(channel = %channel.name, args = ?args, %error, "ignoring a marker; the call goes on");
-                self.spawn_release(channel.id);
+                warn!(channel = %channel.name, %error, "ignoring a marker; the call goes on");
+                self.answer(&channel.id, hold, MarkerOutcome::with_detail(MarkerStatus::Invalid, error.to_string()));
                 return;
             }
         };
         if self.stopping && matches!(command, MarkerCommand::Start { .. }) {
             info!(channel = %channel.name, "callrec is stopping: not starting a recording; the call goes on");
-            self.spawn_release(channel.id);
+            let outcome = MarkerOutcome::with_detail(MarkerStatus::Unavailable, "callrec is shutting down");
+            self.answer(&channel.id, hold, outcome);
             return;
         }
         let id = channel.id.clone();
@@ -392,11 +410,77 @@ impl Recorder {
             channel: channel.clone(),
             session: Session::new(capture_timeout),
             parties: Parties::new(now),
+            holds: Holds::default(),
         });
         call.channel = channel;
         debug!(channel = %call.channel.name, ?command, "marker");
-        call.session.handle_marker(now, command, Uuid::new_v4());
+        let fresh_id = Uuid::new_v4();
+        let replaced = match &command {
+            MarkerCommand::Start { .. } => call.holds.wait_for_start(fresh_id, hold),
+            MarkerCommand::Stop => {
+                call.holds.wait(Waiting::Stop, hold);
+                None
+            }
+            MarkerCommand::Pause => {
+                call.holds.wait(Waiting::Pause, hold);
+                None
+            }
+            MarkerCommand::Resume => {
+                call.holds.wait(Waiting::Resume, hold);
+                None
+            }
+        };
+        call.session.handle_marker(now, command, fresh_id);
+        if let Some(hold) = replaced {
+            let outcome = MarkerOutcome::with_detail(MarkerStatus::Error, "replaced by a newer start marker");
+            self.answer(&id, hold, outcome);
+        }
         self.process(&id);
+    }
+
+    /// Lets whoever waits for a marker on `channel` go, with its outcome.
+    fn answer(&mut self, channel: &str, hold: Hold, outcome: MarkerOutcome) {
+        match hold {
+            Hold::Stasis => self.spawn_release(channel.to_string()),
+            Hold::Reply(reply) => {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    fn handle_control(&mut self, request: ControlRequest) {
+        match request {
+            ControlRequest::Marker(marker) => {
+                self.handle_marker(Instant::now(), marker.channel, marker.command, Hold::Reply(marker.reply))
+            }
+            ControlRequest::Recordings(reply) => {
+                let now = Instant::now();
+                let running = self
+                    .calls
+                    .values()
+                    .filter_map(|call| {
+                        let current = call.session.current()?;
+                        let state = match (current.started_at, current.paused) {
+                            (None, _) => "setting_up",
+                            (Some(_), false) => "recording",
+                            (Some(_), true) => "paused",
+                        };
+                        Some(RunningRecording {
+                            id: current.recording,
+                            name: current.name.to_string(),
+                            channel: call.channel.name.clone(),
+                            channel_id: call.channel.id.clone(),
+                            started_at: current.started_at.map(|at| rfc3339(self.clock.at(at))),
+                            duration_ms: current
+                                .started_at
+                                .map_or(0, |at| now.saturating_duration_since(at).as_millis() as u64),
+                            state,
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(running);
+            }
+        }
     }
 
     fn handle_media(&mut self, event: MediaEvent) {
@@ -666,21 +750,32 @@ impl Recorder {
                     self.parts.media.listen(recording, stream, streams, source)
                 }
                 Action::Bridge { recording, track } => self.bridge(&channel.id, recording, track),
-                Action::Release => self.spawn_release(channel.id),
+                Action::Release => match call.holds.release() {
+                    Some((hold, outcome)) => self.answer(&channel.id, hold, outcome),
+                    None => self.spawn_release(channel.id),
+                },
                 Action::ReleaseCapturing { recording, watch } => {
                     let snoops = self.live.get(&recording).map(snoop_variable).unwrap_or_default();
-                    self.spawn_release_capturing(channel.id, snoops, watch);
+                    match call.holds.capturing(recording, snoops.clone()) {
+                        Some((Hold::Reply(reply), outcome)) => {
+                            self.spawn_reply_capturing(channel.id, watch, reply, outcome)
+                        }
+                        _ => self.spawn_release_capturing(channel.id, snoops, watch),
+                    }
                 }
                 Action::Pause { recording, at } => {
                     info!(channel = %channel.name, %recording, "recording paused");
+                    call.holds.note_paused_or_resumed();
                     self.parts.media.pause(recording, at);
                 }
                 Action::Resume { recording, at } => {
                     info!(channel = %channel.name, %recording, "recording resumed");
+                    call.holds.note_paused_or_resumed();
                     self.parts.media.resume(recording, at);
                 }
                 Action::Reattach { recording, tracks } => self.reattach(&channel, recording, tracks),
                 Action::Finish(finished) => {
+                    call.holds.note_ended(&self.clock, &finished);
                     let parties = match (finished.started_at, self.calls.get(call_id)) {
                         (Some(started_at), Some(call)) => call.parties.spans(started_at, finished.ended_at),
                         _ => Vec::new(),
@@ -688,6 +783,7 @@ impl Recorder {
                     self.finish(channel, finished, parties)
                 }
                 Action::Ignore(ignored) => {
+                    call.holds.note_ignored(ignored);
                     match ignored {
                         Ignored::AlreadyPaused | Ignored::NotPaused => self.parts.metrics.markers_out_of_order.inc(),
                         _ => self.parts.metrics.markers_without_recording.inc(),
@@ -696,8 +792,14 @@ impl Recorder {
                 }
             }
         }
-        if self.calls.get(call_id).is_some_and(|call| call.session.is_idle()) {
+        let Some(call) = self.calls.get_mut(call_id) else { return };
+        let mut answers: Vec<_> = call.holds.start_gone(call.session.recording()).into_iter().collect();
+        if call.session.is_idle() {
+            answers.extend(call.holds.drain());
             self.calls.remove(call_id);
+        }
+        for (hold, outcome) in answers {
+            self.answer(call_id, hold, outcome);
         }
     }
 
@@ -786,6 +888,25 @@ impl Recorder {
     fn spawn_release(&mut self, channel: String) {
         let (ari, metrics) = (self.parts.ari.clone(), self.parts.metrics.clone());
         self.tasks.spawn(release::continue_in_dialplan(ari, metrics, channel));
+    }
+
+    /// Answers a start marker from outside Stasis once capture runs: after
+    /// subscribing to the channel's events (with `watch`), so that its hangup
+    /// is seen. Its channel variables are the AGI session's to set.
+    fn spawn_reply_capturing(
+        &mut self,
+        channel: String,
+        watch: bool,
+        reply: tokio::sync::oneshot::Sender<MarkerOutcome>,
+        outcome: MarkerOutcome,
+    ) {
+        let (ari, results) = (self.parts.ari.clone(), self.results_tx.clone());
+        self.tasks.spawn(async move {
+            if watch {
+                release::watch(&ari, &channel, &results).await;
+            }
+            let _ = reply.send(outcome);
+        });
     }
 
     /// Lets a channel whose capture runs go on, once it is prepared (see

@@ -34,9 +34,7 @@ pub(super) async fn prepare(
 ) {
     let subscribe = async {
         if watch {
-            if let Err(error) = bounded("subscribe to channel", ari.subscribe(channel)).await {
-                let _ = results.send(TaskResult::WatchFailed { call: channel.to_string(), error });
-            }
+            self::watch(ari, channel, results).await;
         }
     };
     let note = async {
@@ -51,6 +49,14 @@ pub(super) async fn prepare(
         }
     };
     tokio::join!(subscribe, note);
+}
+
+/// Subscribes to the channel's events, briefly bounded; a failure is
+/// reported back (`TaskResult::WatchFailed`).
+pub(super) async fn watch(ari: &AriClient, channel: &str, results: &mpsc::UnboundedSender<TaskResult>) {
+    if let Err(error) = bounded("subscribe to channel", ari.subscribe(channel)).await {
+        let _ = results.send(TaskResult::WatchFailed { call: channel.to_string(), error });
+    }
 }
 
 /// Continues a channel held in Stasis; gone or already out of Stasis is fine.

@@ -23,6 +23,9 @@ pub struct Options<'a> {
     pub ari_password: &'a str,
     pub webhook_url: Option<&'a str>,
     pub extra: Vec<&'a str>,
+    /// `--agi-listen` and `--listen`: off unless a test serves markers that way.
+    pub agi_listen: &'a str,
+    pub listen: &'a str,
     /// Wait for the ARI connection before returning.
     pub wait_connected: bool,
 }
@@ -34,6 +37,8 @@ impl Default for Options<'_> {
             ari_password: lab::ARI_PASSWORD,
             webhook_url: None,
             extra: Vec::new(),
+            agi_listen: "off",
+            listen: "off",
             wait_connected: true,
         }
     }
@@ -51,6 +56,7 @@ impl Callrec {
             .arg(output_dir.path())
             // CALLREC_TEST_LOG=callrec=trace,info shows every ARI event.
             .args(["--log", &std::env::var("CALLREC_TEST_LOG").unwrap_or("callrec=debug,info".into())])
+            .args(["--agi-listen", options.agi_listen, "--listen", options.listen])
             .args(&options.extra)
             .env("CALLREC_ARI_PASSWORD", options.ari_password)
             .env_remove("CALLREC_WEBHOOK_URL")

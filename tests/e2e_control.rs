@@ -1,0 +1,144 @@
+//! End to end against the dockerized Asterisk 22: markers from outside
+//! Stasis. The partial and entire-call scenarios driven by callrec's FastAGI
+//! server (the channel never enters Stasis), checked as the Stasis ones are;
+//! and AGI clients that misbehave (hang up mid-session, send garbage), which
+//! are cut off without disturbing the calls being recorded.
+
+mod support;
+
+use std::time::Duration;
+
+use support::audio::{assert_absent, assert_present};
+use support::callrec::{Callrec, Options};
+use support::checks::{assert_between_marks, assert_delivered, assert_onset_complete, assert_well_formed, PROMPT_MS};
+use support::lab::{self, assert_nothing_left, epoch_ms, mark};
+use support::sipp::Caller;
+use support::webhook::Webhook;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Where the lab's dialplan finds callrec's FastAGI server.
+const AGI_LISTEN: &str = "127.0.0.1:4573";
+
+async fn callrec_with_agi(webhook: &Webhook) -> Callrec {
+    let options = Options { webhook_url: Some(&webhook.url), agi_listen: AGI_LISTEN, ..Default::default() };
+    let callrec = Callrec::start(options).await;
+    callrec.wait_for_log("FastAGI markers", Duration::from_secs(5)).await;
+    callrec
+}
+
+#[tokio::test]
+async fn a_partial_recording_by_fastagi_holds_exactly_the_bookended_section() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_agi(&webhook).await;
+    let tag = lab::tag("agi-partial");
+
+    Caller::new("agi-partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "agi-partial", "stop");
+    assert_eq!(meta["missing_ms"], 0);
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    let held = mark(&tag, "start").await - mark(&tag, "before").await;
+    assert!(held < 500, "the start marker held the call for {held} ms");
+    let id = meta["recording_id"].as_str().unwrap();
+    assert_eq!(lab::global(&format!("{tag}_started")).await.as_deref(), Some(format!("RECORDING {id}").as_str()));
+    assert_eq!(lab::global(&format!("{tag}_stopped")).await.as_deref(), Some(format!("STOPPED {id}").as_str()));
+
+    let audio = &deliveries[0].audio;
+    assert_onset_complete(audio);
+    assert_present(audio, 400.0, 250, PROMPT_MS - 20, 0.98, "the prompt the caller hears");
+    assert_present(audio, 1000.0, 0, audio.len() / 8 - 20, 0.98, "what the caller says");
+    assert_absent(audio, 500.0, "the prompt after the stop marker");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("agi_sessions=2"), "{log}");
+    assert!(!log.contains("WARN") && !log.contains("ERROR"), "a clean call logs no warning:\n{log}");
+}
+
+#[tokio::test]
+async fn an_entire_call_by_fastagi_is_recorded_until_the_caller_hangs_up() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_agi(&webhook).await;
+    let tag = lab::tag("agi-entire");
+
+    Caller::new("agi-entire", &tag).hang_up_after(Duration::from_millis(4800)).place().finish().await;
+    let hung_up_at = lab::now_ms();
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let (meta, tracks) = assert_delivered(&deliveries[0], "call_recording", "hangup", "wav", 2);
+    let ended_at = epoch_ms(meta["ended_at"].as_str().unwrap());
+    assert!((ended_at - hung_up_at).abs() <= 250, "ended_at {ended_at}, the caller hung up at {hung_up_at}");
+    assert_between_marks(&meta, mark(&tag, "start").await, ended_at);
+    let (caller, heard) = (&tracks[0], &tracks[1]);
+    assert_onset_complete(heard);
+    assert_present(caller, 1000.0, 0, caller.len() / 8 - 100, 0.97, "the caller, to the end of the call");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+/// Plays Asterisk's side of a FastAGI session: sends `environment`, then
+/// answers every command with `200 result=1`; returns the commands.
+async fn agi_session(environment: &str, then: &str) -> Vec<String> {
+    let stream = TcpStream::connect(AGI_LISTEN).await.expect("callrec's FastAGI server");
+    let (read, mut write) = stream.into_split();
+    write.write_all(environment.as_bytes()).await.unwrap();
+    write.write_all(then.as_bytes()).await.unwrap();
+    if !environment.ends_with("\n\n") {
+        // Not an AGI environment: the client is gone.
+        write.shutdown().await.unwrap();
+    }
+    let mut lines = BufReader::new(read).lines();
+    let mut commands = Vec::new();
+    let read_all = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            commands.push(line);
+            let _ = write.write_all(b"200 result=1\n").await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all).await.expect("callrec ends the session");
+    commands
+}
+
+fn environment(script: &str, uniqueid: &str) -> String {
+    format!(
+        "agi_network: yes\nagi_network_script: {script}\nagi_request: agi://{AGI_LISTEN}/{script}\n\
+         agi_channel: PJSIP/nobody-00000001\nagi_uniqueid: {uniqueid}\nagi_callerid: 5551000\n\n"
+    )
+}
+
+#[tokio::test]
+async fn misbehaving_agi_clients_are_cut_off_and_answered_plainly() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_agi(&webhook).await;
+
+    // A marker for a channel Asterisk does not have: answered ERROR.
+    let commands = agi_session(&environment("start?name=x", "1764000000.999"), "").await;
+    assert_eq!(commands.first().map(String::as_str), Some("SET VARIABLE CALLREC_STATUS \"ERROR\""), "{commands:?}");
+    // A bad option is refused before anything is looked up: INVALID.
+    let commands = agi_session(&environment("start?channels=quad", "1764000000.999"), "").await;
+    assert_eq!(commands.first().map(String::as_str), Some("SET VARIABLE CALLREC_STATUS \"INVALID\""), "{commands:?}");
+    // The channel hangs up while the marker is handled: no command follows.
+    let commands = agi_session(&environment("stop", "1764000000.999"), "HANGUP\n").await;
+    assert!(commands.is_empty(), "nothing is sent on a dead channel: {commands:?}");
+    // A client that disappears halfway through its environment, one that
+    // sends no AGI at all, and one whose line never ends.
+    for garbage in
+        ["agi_network: yes\nagi_chan".to_string(), "GET / HTTP/1.1\r\n\r\n".to_string(), "agi_x: ".repeat(1000)]
+    {
+        let commands = agi_session(&garbage, "").await;
+        assert!(commands.is_empty(), "{commands:?}");
+    }
+    callrec.wait_for_log("FastAGI session cut off", Duration::from_secs(5)).await;
+
+    // A real call is recorded all the same.
+    let tag = lab::tag("agi-partial");
+    Caller::new("agi-partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_well_formed(&deliveries[0], "agi-partial", "stop");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("agi_sessions_rejected=3"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
