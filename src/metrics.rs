@@ -58,6 +58,12 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// Post-call summaries the webhook took.
+    post_call_delivered,
+    /// Post-call summaries written to the output directory instead.
+    post_call_fallback,
+    /// Post-call summaries that could not be sent or saved, or were given up.
+    post_call_lost,
     /// FastAGI sessions served.
     agi_sessions,
     /// FastAGI sessions cut off (malformed, oversized or too slow input).

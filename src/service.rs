@@ -14,6 +14,7 @@ use crate::ari::websocket::EventStream;
 use crate::config::Config;
 use crate::control::{agi, Markers};
 use crate::delivery::metadata::samples_in;
+use crate::delivery::post_call::PostCall;
 use crate::delivery::{Delivery, Directory, Webhook};
 use crate::media;
 use crate::metrics::Metrics;
@@ -60,6 +61,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         listeners.push(tokio::spawn(agi::serve(listener, markers.clone(), config.defaults, metrics.clone())));
     }
 
+    let post_call = config.post_call_url.clone().map(|url| {
+        let webhook = Webhook::new(url, config.webhook_retry_for);
+        info!(%webhook, "post-call summaries go to the webhook");
+        PostCall::new(webhook, directory.clone(), metrics.clone(), stop_rx.clone())
+    });
     let recorder = Recorder::new(RecorderParts {
         ari,
         media,
@@ -69,6 +75,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         capture_timeout: config.capture_timeout,
         defaults: config.defaults,
         signing_key: config.signing_key.clone(),
+        post_call,
     });
     let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
 

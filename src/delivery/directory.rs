@@ -36,6 +36,16 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Writes one more file (a post-call summary) into the directory.
+    pub async fn write_file(&self, name: &str, contents: &[u8]) -> std::io::Result<PathBuf> {
+        tokio::fs::create_dir_all(&self.path).await?;
+        let path = self.path.join(name);
+        write_atomically(&path, contents).await?;
+        Ok(path)
+    }
+}
+
 impl fmt::Display for Directory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.path.display().fmt(f)

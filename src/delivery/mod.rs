@@ -5,6 +5,7 @@
 
 pub mod directory;
 pub mod metadata;
+pub mod post_call;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -29,6 +30,15 @@ pub struct FinishedRecording {
     pub format: AudioFormat,
 }
 
+/// Where a recording went, for the post-call summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Webhook,
+    OutputDir,
+    /// Not delivered, and why (too short, lost).
+    NotDelivered(String),
+}
+
 /// Where finished recordings go.
 #[derive(Clone)]
 pub struct Delivery {
@@ -49,20 +59,20 @@ impl Delivery {
         Delivery { webhook, directory, metrics, shutdown }
     }
 
-    pub async fn deliver(&self, recording: FinishedRecording) {
+    pub async fn deliver(&self, recording: FinishedRecording) -> DeliveryOutcome {
         let meta = &recording.metadata;
         let Some(webhook) = &self.webhook else {
-            match self.directory.write(&recording).await {
+            return match self.directory.write(&recording).await {
                 Ok(path) => {
                     self.metrics.deliveries_directory.inc();
                     info!(
                         recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
                         end_reason = %meta.end_reason, path = %path.display(), "recording saved"
                     );
+                    DeliveryOutcome::OutputDir
                 }
                 Err(error) => self.lost(&recording, &error.to_string()),
-            }
-            return;
+            };
         };
         match webhook.send(&recording, &self.metrics, self.shutdown.clone()).await {
             Ok(attempts) => {
@@ -71,6 +81,7 @@ impl Delivery {
                     recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
                     end_reason = %meta.end_reason, attempts, webhook = %webhook, "recording delivered"
                 );
+                DeliveryOutcome::Webhook
             }
             Err(failure) => match self.directory.write(&recording).await {
                 Ok(path) => {
@@ -79,17 +90,19 @@ impl Delivery {
                         recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
                         "webhook delivery failed; recording saved to the output directory instead"
                     );
+                    DeliveryOutcome::OutputDir
                 }
                 Err(error) => self.lost(&recording, &format!("{failure}; then writing it failed: {error}")),
             },
         }
     }
 
-    fn lost(&self, recording: &FinishedRecording, why: &str) {
+    fn lost(&self, recording: &FinishedRecording, why: &str) -> DeliveryOutcome {
         self.metrics.deliveries_lost.inc();
         error!(
             recording_id = %recording.metadata.recording_id, directory = %self.directory, %why,
             "RECORDING LOST: it could not be delivered or saved"
         );
+        DeliveryOutcome::NotDelivered(format!("lost: {why}"))
     }
 }

@@ -1,8 +1,9 @@
 //! The storage webhook: each recording is POSTed as `multipart/form-data` with
 //! a `metadata` part (application/json) and an `audio` part (`<name>.ul`,
 //! audio/basic, or `<name>.wav`, audio/wav). A 2xx answer is success; anything else is retried with
-//! backoff for the configured time. The URL may carry a token, so logs name
-//! only its scheme, host and port.
+//! backoff for the configured time. The post-call webhook takes a JSON
+//! document by the same rules. The URL may carry a token, so logs name only
+//! its scheme, host and port.
 
 use std::error::Error as _;
 use std::fmt;
@@ -71,6 +72,26 @@ impl Webhook {
         &self,
         recording: &FinishedRecording,
         metrics: &Metrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<u32, DeliveryFailure> {
+        self.send_payload(Payload::Recording(recording), metrics, shutdown).await
+    }
+
+    /// POSTs a JSON document (about `what`, for the logs) by the same rules.
+    pub async fn send_json(
+        &self,
+        what: &str,
+        json: &bytes::Bytes,
+        metrics: &Metrics,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<u32, DeliveryFailure> {
+        self.send_payload(Payload::Json { what, json }, metrics, shutdown).await
+    }
+
+    async fn send_payload(
+        &self,
+        payload: Payload<'_>,
+        metrics: &Metrics,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<u32, DeliveryFailure> {
         let started = Instant::now();
@@ -78,7 +99,7 @@ impl Webhook {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let last_error = match self.attempt_while_running(recording, &mut shutdown).await {
+            let last_error = match self.attempt_while_running(&payload, &mut shutdown).await {
                 Ok(()) => return Ok(attempts),
                 Err(error) => error,
             };
@@ -89,7 +110,7 @@ impl Webhook {
             let delay = backoff.next_delay();
             metrics.delivery_retries.inc();
             warn!(
-                recording_id = %recording.metadata.recording_id, webhook = %self, attempt = attempts,
+                of = %payload, webhook = %self, attempt = attempts,
                 error = %last_error, retry_in = ?delay, "webhook delivery failed; retrying"
             );
             tokio::select! {
@@ -102,10 +123,10 @@ impl Webhook {
     /// One attempt, cut short `stopping_limit` after callrec starts stopping.
     async fn attempt_while_running(
         &self,
-        recording: &FinishedRecording,
+        payload: &Payload<'_>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let attempt = self.attempt(recording);
+        let attempt = self.attempt(payload);
         tokio::pin!(attempt);
         tokio::select! {
             result = &mut attempt => return result,
@@ -116,14 +137,15 @@ impl Webhook {
             .unwrap_or_else(|_| Err(format!("no answer within {:?} of callrec stopping", self.stopping_limit)))
     }
 
-    async fn attempt(&self, recording: &FinishedRecording) -> Result<(), String> {
-        let response = self
-            .client
-            .post(self.url.as_ref().clone())
-            .multipart(form(recording))
-            .send()
-            .await
-            .map_err(|error| describe(&error.without_url()))?;
+    async fn attempt(&self, payload: &Payload<'_>) -> Result<(), String> {
+        let request = self.client.post(self.url.as_ref().clone());
+        let request = match payload {
+            Payload::Recording(recording) => request.multipart(form(recording)),
+            Payload::Json { json, .. } => {
+                request.header(reqwest::header::CONTENT_TYPE, "application/json").body((*json).clone())
+            }
+        };
+        let response = request.send().await.map_err(|error| describe(&error.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -140,6 +162,21 @@ impl fmt::Display for Webhook {
             write!(f, ":{port}")?;
         }
         Ok(())
+    }
+}
+
+/// What a webhook is sent.
+enum Payload<'a> {
+    Recording(&'a FinishedRecording),
+    Json { what: &'a str, json: &'a bytes::Bytes },
+}
+
+impl fmt::Display for Payload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Recording(recording) => write!(f, "recording {}", recording.metadata.recording_id),
+            Payload::Json { what, .. } => f.write_str(what),
+        }
     }
 }
 

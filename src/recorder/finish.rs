@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
 use crate::delivery::metadata::{rfc3339, samples_in, Metadata, PartyRecord, TimeRange, WallClock};
-use crate::delivery::{Delivery, FinishedRecording};
+use crate::delivery::{Delivery, DeliveryOutcome, FinishedRecording};
 use crate::integrity::{self, SigningKey};
 use crate::markers::PauseMode;
 use crate::media::MediaHandle;
@@ -63,7 +63,8 @@ pub(super) struct FinishJob {
 }
 
 impl FinishJob {
-    pub async fn run(self) {
+    /// Finishes the recording; says where it went.
+    pub async fn run(self) -> DeliveryOutcome {
         let FinishJob { finished, channel, keys, snoop_generation, ari, media, delivery, metrics, clock, signing_key } =
             self;
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
@@ -79,10 +80,14 @@ impl FinishJob {
         let deliver = async {
             match recording.await {
                 Ok(recording) => deliver_unless_too_short(&delivery, &metrics, recording).await,
-                Err(error) => warn!(%error, "assembling a recording failed"),
+                Err(error) => {
+                    warn!(%error, "assembling a recording failed");
+                    DeliveryOutcome::NotDelivered(format!("assembling it failed: {error}"))
+                }
             }
         };
-        tokio::join!(teardown(&ari, &metrics, channels, bridges), deliver);
+        let ((), outcome) = tokio::join!(teardown(&ari, &metrics, channels, bridges), deliver);
+        outcome
     }
 }
 
@@ -90,7 +95,7 @@ async fn deliver_unless_too_short(
     delivery: &Delivery,
     metrics: &Metrics,
     (recording, min): (FinishedRecording, Duration),
-) {
+) -> DeliveryOutcome {
     let meta = &recording.metadata;
     if Duration::from_millis(meta.duration_ms) < min {
         metrics.recordings_too_short.inc();
@@ -98,9 +103,9 @@ async fn deliver_unless_too_short(
             recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
             min_ms = min.as_millis() as u64, "recording shorter than its min: not delivered"
         );
-        return;
+        return DeliveryOutcome::NotDelivered(format!("too short: shorter than its min ({} ms)", min.as_millis()));
     }
-    delivery.deliver(recording).await;
+    delivery.deliver(recording).await
 }
 
 /// The delivered file and its metadata, from what the media task captured

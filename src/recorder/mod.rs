@@ -22,7 +22,8 @@ use crate::ari::websocket::AriMessage;
 use crate::ari::AriError;
 use crate::control::{ControlRequest, MarkerOutcome, MarkerStatus, RunningRecording};
 use crate::delivery::metadata::{rfc3339, WallClock};
-use crate::delivery::Delivery;
+use crate::delivery::post_call::{self, CallChannel, CallLedger, PostCall, PostCallSummary};
+use crate::delivery::{Delivery, DeliveryOutcome};
 use crate::integrity::SigningKey;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
 use crate::media::{MediaEvent, MediaHandle};
@@ -64,6 +65,8 @@ pub struct RecorderParts {
     pub defaults: RecordingOptions,
     /// Signs every recording's metadata, when set.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// Tells `--post-call-url` about each call with a recording, when set.
+    pub post_call: Option<PostCall>,
 }
 
 /// Results of the recorder's own tasks, fed back into its loop.
@@ -109,6 +112,12 @@ pub(crate) enum TaskResult {
     /// Reconciliation after a reconnect found the call gone.
     CallGone {
         call: String,
+    },
+    /// A recording was delivered, or failed for good.
+    Delivered {
+        call: String,
+        recording: RecordingId,
+        outcome: DeliveryOutcome,
     },
     /// A running recording's RTP stopped; `stopped_at` is the time the
     /// dialplan noted for cutting its capture, if it did.
@@ -173,6 +182,8 @@ pub struct Recorder {
     tasks: JoinSet<()>,
     /// Recordings between their end and their delivery.
     finishing: Arc<AtomicUsize>,
+    /// Calls with a recording, until their post-call summary is sent.
+    ledger: CallLedger,
     /// Shutting down: start markers are let go without recording.
     stopping: bool,
     /// This callrec holds the Stasis application (connected, not taken over):
@@ -192,6 +203,7 @@ impl Recorder {
             results_rx,
             tasks: JoinSet::new(),
             finishing: Arc::default(),
+            ledger: CallLedger::default(),
             stopping: false,
             holds_application: false,
         }
@@ -300,6 +312,7 @@ impl Recorder {
                     call.session.handle_hangup(now);
                     self.process(&id);
                 }
+                self.call_ended(&id);
             }
             Event::ChannelConnectedLine { channel } => {
                 if let Some(call) = self.calls.get_mut(&channel.id) {
@@ -581,7 +594,15 @@ impl Recorder {
                     self.process(&call);
                 }
             }
-            TaskResult::CallGone { call } => self.hang_up_call(now, &call),
+            TaskResult::CallGone { call } => {
+                self.hang_up_call(now, &call);
+                self.call_ended(&call);
+            }
+            TaskResult::Delivered { call, recording, outcome } => {
+                if let Some(summary) = self.ledger.delivered(&call, recording, &outcome) {
+                    self.spawn_post_call(summary);
+                }
+            }
             TaskResult::MediaStopped { recording, last_audio_at, stopped_at } => {
                 let noted_cut = stopped_at.map(|at| WallClock::now().instant_of(at));
                 let (metrics, live) =
@@ -948,6 +969,19 @@ impl Recorder {
             (reason, _) => info!(channel = %channel.name, recording = %finished.recording, %reason, "recording ended"),
         }
 
+        if self.parts.post_call.is_some() {
+            let call = CallChannel {
+                id: channel.id.clone(),
+                name: channel.name.clone(),
+                caller_number: channel.caller.number.clone(),
+                caller_name: channel.caller.name.clone(),
+                linkedid: keys.linkedid.clone(),
+            };
+            if let Some(oldest) = self.ledger.recording_ended(call, holds::ended_recording(&self.clock, &finished)) {
+                post_call::given_up(&metrics, &oldest);
+            }
+        }
+        let (results, call, recording) = (self.results_tx.clone(), channel.id.clone(), finished.recording);
         let job = FinishJob {
             finished,
             channel,
@@ -963,7 +997,26 @@ impl Recorder {
         let finishing = self.finishing.clone();
         finishing.fetch_add(1, Ordering::SeqCst);
         self.tasks.spawn(async move {
-            job.run().await;
+            let outcome = job.run().await;
+            let _ = results.send(TaskResult::Delivered { call, recording, outcome });
+            finishing.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// The call is gone: its post-call summary goes once its recordings are
+    /// delivered.
+    fn call_ended(&mut self, call: &str) {
+        if let Some(summary) = self.ledger.hung_up(call, SystemTime::now()) {
+            self.spawn_post_call(summary);
+        }
+    }
+
+    fn spawn_post_call(&mut self, summary: PostCallSummary) {
+        let Some(post_call) = self.parts.post_call.clone() else { return };
+        let finishing = self.finishing.clone();
+        finishing.fetch_add(1, Ordering::SeqCst);
+        self.tasks.spawn(async move {
+            post_call.send(summary).await;
             finishing.fetch_sub(1, Ordering::SeqCst);
         });
     }
