@@ -13,6 +13,7 @@ use support::callrec::{Callrec, Options};
 use support::checks::{assert_between_marks, assert_delivered, assert_onset_complete, assert_well_formed, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, epoch_ms, mark};
 use support::sipp::Caller;
+use serde_json::Value;
 use support::webhook::Webhook;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -141,4 +142,110 @@ async fn misbehaving_agi_clients_are_cut_off_and_answered_plainly() {
     let log = callrec.stop().await;
     assert!(log.contains("agi_sessions_rejected=3"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The post-call summary of `channel`, checked against what was delivered:
+/// every recording in order, delivered, and the summary after them all.
+fn assert_summary(webhook: &Webhook, summary: &Value, deliveries: &[Value], end_reasons: &[&str]) {
+    let channel = deliveries[0]["channel_id"].as_str().unwrap();
+    assert_eq!(summary["channel"]["id"], channel, "{summary}");
+    assert_eq!(summary["channel"]["name"], deliveries[0]["channel_name"], "{summary}");
+    assert!(!summary["channel"]["linkedid"].as_str().unwrap_or_default().is_empty(), "{summary}");
+    let recordings = summary["recordings"].as_array().unwrap();
+    assert_eq!(recordings.len(), deliveries.len(), "{summary}");
+    for ((report, delivered), end_reason) in recordings.iter().zip(deliveries).zip(end_reasons) {
+        assert_eq!(report["recording_id"], delivered["recording_id"], "in order: {summary}");
+        assert_eq!(report["name"], delivered["name"]);
+        assert_eq!(report["end_reason"], *end_reason);
+        assert_eq!((report["delivered"].as_bool(), report["delivered_to"].as_str()), (Some(true), Some("webhook")));
+        let duration = report["duration_ms"].as_i64().unwrap();
+        let delivered_duration = delivered["duration_ms"].as_i64().unwrap();
+        assert!((duration - delivered_duration).abs() <= 40, "{duration} ms against {delivered_duration} ms");
+    }
+    let hungup_at = epoch_ms(summary["hungup_at"].as_str().unwrap());
+    let last_end = epoch_ms(recordings.last().unwrap()["ended_at"].as_str().unwrap());
+    assert!(hungup_at >= last_end - 40, "hung up at {hungup_at}, the last recording ended at {last_end}");
+    let arrivals = webhook.arrivals();
+    let summary_at = arrivals.iter().position(|a| *a == format!("post-call {channel}")).unwrap();
+    for delivered in deliveries {
+        let id = delivered["recording_id"].as_str().unwrap();
+        let at = arrivals.iter().position(|a| *a == format!("recording {id}")).unwrap();
+        assert!(at < summary_at, "the summary arrives after every recording: {arrivals:?}");
+    }
+}
+
+async fn callrec_with_post_call(webhook: &Webhook, extra: Vec<&str>) -> Callrec {
+    let mut args = vec!["--post-call-url", &webhook.post_call_url];
+    args.extend(extra);
+    Callrec::start(Options { webhook_url: Some(&webhook.url), extra: args, ..Default::default() }).await
+}
+
+#[tokio::test]
+async fn the_post_call_summary_follows_a_call_with_two_recordings_after_both_deliveries() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_post_call(&webhook, Vec::new()).await;
+    let tag = lab::tag("two");
+
+    Caller::new("two", &tag).place().finish().await;
+    let summaries = webhook.wait_for_post_calls(1, Duration::from_secs(10)).await;
+    let deliveries: Vec<Value> = webhook.deliveries().into_iter().map(|d| d.metadata).collect();
+    assert_eq!(deliveries.len(), 2);
+    assert_summary(&webhook, &summaries[0], &deliveries, &["stop", "stop"]);
+    assert_eq!(summaries.len(), 1, "one summary per call");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("post_call_delivered=1"), "{log}");
+}
+
+#[tokio::test]
+async fn the_post_call_summary_of_an_entire_call_comes_after_the_hangup() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_post_call(&webhook, Vec::new()).await;
+    let tag = lab::tag("entire");
+
+    Caller::new("entire", &tag).hang_up_after(Duration::from_millis(3500)).place().finish().await;
+    let hung_up_at = lab::now_ms();
+    let summaries = webhook.wait_for_post_calls(1, Duration::from_secs(10)).await;
+    let deliveries: Vec<Value> = webhook.deliveries().into_iter().map(|d| d.metadata).collect();
+    assert_summary(&webhook, &summaries[0], &deliveries, &["hangup"]);
+    let summary_hangup = epoch_ms(summaries[0]["hungup_at"].as_str().unwrap());
+    assert!((summary_hangup - hung_up_at).abs() <= 250, "hungup_at {summary_hangup}, the caller hung up at {hung_up_at}");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_call_webhook_down_is_retried_then_falls_back_to_the_output_directory() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_post_call(&webhook, vec!["--webhook-retry-for", "3s"]).await;
+
+    // Down, then back: the summary arrives on the third attempt.
+    webhook.fail_post_calls(2);
+    Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    let summaries = webhook.wait_for_post_calls(1, Duration::from_secs(15)).await;
+    assert_eq!(webhook.post_call_attempts(), 3);
+    let deliveries: Vec<Value> = webhook.deliveries().into_iter().map(|d| d.metadata).collect();
+    assert_summary(&webhook, &summaries[0], &deliveries, &["stop"]);
+
+    // Down for good: written to the output directory instead.
+    webhook.fail_post_calls(usize::MAX);
+    Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    let second = webhook.wait_for(2, Duration::from_secs(10)).await;
+    let channel = second[1].metadata["channel_id"].as_str().unwrap().to_string();
+    let file = callrec.output_dir.path().join(format!("{channel}.post-call.json"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no {}", file.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["channel"]["id"], channel.as_str());
+    assert_eq!(saved["recordings"][0]["recording_id"], second[1].metadata["recording_id"]);
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("post_call_delivered=1") && log.contains("post_call_fallback=1"), "{log}");
+    assert!(log.contains("post-call webhook failed; summary saved to the output directory instead"), "{log}");
 }

@@ -1,5 +1,7 @@
 //! A real HTTP storage webhook for the tests: it takes callrec's multipart
-//! POSTs, keeps every part as received, and can be told to fail first.
+//! POSTs, keeps every part as received, and can be told to fail first. It
+//! also takes post-call summaries (JSON, on `/post-call`), and keeps the
+//! order in which recordings and summaries arrived.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
+use axum::{Json, Router};
 use serde_json::Value;
 
 /// One multipart part as it arrived.
@@ -35,10 +37,16 @@ struct Shared {
     attempts: AtomicUsize,
     /// Answer 503 to this many attempts before accepting.
     fail_first: AtomicUsize,
+    post_calls: Mutex<Vec<Value>>,
+    post_call_attempts: AtomicUsize,
+    post_call_fail_first: AtomicUsize,
+    /// `recording <id>` and `post-call <channel id>`, in arrival order.
+    arrivals: Mutex<Vec<String>>,
 }
 
 pub struct Webhook {
     pub url: String,
+    pub post_call_url: String,
     shared: Arc<Shared>,
 }
 
@@ -51,11 +59,45 @@ impl Webhook {
     pub async fn failing_first(n: usize) -> Webhook {
         let shared = Arc::new(Shared::default());
         shared.fail_first.store(n, Ordering::SeqCst);
-        let app = Router::new().route("/recordings", post(receive)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/recordings", post(receive))
+            .route("/post-call", post(receive_post_call))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Webhook { url: format!("http://{addr}/recordings?token=s3cr3t-token"), shared }
+        Webhook {
+            url: format!("http://{addr}/recordings?token=s3cr3t-token"),
+            post_call_url: format!("http://{addr}/post-call"),
+            shared,
+        }
+    }
+
+    /// Answer 503 to the next `n` post-call summaries.
+    pub fn fail_post_calls(&self, n: usize) {
+        self.shared.post_call_fail_first.store(n, Ordering::SeqCst);
+    }
+
+    pub fn post_call_attempts(&self) -> usize {
+        self.shared.post_call_attempts.load(Ordering::SeqCst)
+    }
+
+    /// What arrived, in order: `recording <id>`, `post-call <channel id>`.
+    pub fn arrivals(&self) -> Vec<String> {
+        self.shared.arrivals.lock().unwrap().clone()
+    }
+
+    /// Waits for `n` post-call summaries in all.
+    pub async fn wait_for_post_calls(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let documents = self.shared.post_calls.lock().unwrap().clone();
+            if documents.len() >= n {
+                return documents;
+            }
+            assert!(Instant::now() < deadline, "only {} of {n} post-call summaries arrived", documents.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn attempts(&self) -> usize {
@@ -99,6 +141,21 @@ async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) ->
     let (Some(metadata), Some(audio)) = (metadata, audio) else {
         return StatusCode::BAD_REQUEST;
     };
+    let id = metadata["recording_id"].as_str().unwrap_or_default().to_string();
     shared.deliveries.lock().unwrap().push(Delivery { parts, metadata, audio });
+    shared.arrivals.lock().unwrap().push(format!("recording {id}"));
+    StatusCode::OK
+}
+
+async fn receive_post_call(State(shared): State<Arc<Shared>>, Json(document): Json<Value>) -> StatusCode {
+    shared.post_call_attempts.fetch_add(1, Ordering::SeqCst);
+    let failing =
+        shared.post_call_fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if failing {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let channel = document["channel"]["id"].as_str().unwrap_or_default().to_string();
+    shared.post_calls.lock().unwrap().push(document);
+    shared.arrivals.lock().unwrap().push(format!("post-call {channel}"));
     StatusCode::OK
 }
