@@ -173,7 +173,13 @@ pub struct RunArgs {
     pub listen: Listen,
 
     /// Bearer token the HTTP control API requires (needed to listen beyond loopback)
-    #[arg(long, env = "CALLREC_API_TOKEN", value_name = "TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
+    #[arg(
+        long,
+        env = "CALLREC_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_token_file"
+    )]
     pub api_token: Option<String>,
 
     /// File holding that token (its first line)

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use url::Url;
 
+use super::events::Channel;
 use super::AriError;
 use crate::config::Secret;
-use super::events::Channel;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
