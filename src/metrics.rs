@@ -46,6 +46,9 @@ metrics! {
     recordings_finished,
     /// Recordings that ended with `end_reason: error`.
     recordings_failed,
+    /// Control API requests answered with an error (4xx or 5xx), each logged
+    /// with its reason.
+    api_requests_rejected,
     /// Markers whose arguments could not be understood.
     markers_invalid,
     /// Start markers refused for a bad option (nothing recorded).

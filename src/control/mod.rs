@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
-use crate::markers::{MarkerCommand, MarkerError};
+use crate::markers::{MarkerCommand, MarkerError, RecordingOptions};
 use crate::session::RecordingId;
 
 /// A marker for the recorder, and where its outcome goes.
@@ -29,6 +29,9 @@ pub struct MarkerRequest {
 }
 
 /// What the adapters ask of the recorder.
+// One per marker or listing, never per packet: the size of the marker
+// variant costs nothing, and boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ControlRequest {
     Marker(Box<MarkerRequest>),
@@ -157,11 +160,24 @@ pub struct Markers {
     ari: AriClient,
     /// Longest a marker waits for its outcome: the capture timeout and a margin.
     wait: Duration,
+    /// What a start marker's options do not give (`--channels`, `--max-recording`, …):
+    /// the adapters read options over these, as `Stasis` markers are read.
+    defaults: RecordingOptions,
 }
 
 impl Markers {
-    pub fn new(requests: mpsc::Sender<ControlRequest>, ari: AriClient, capture_timeout: Duration) -> Self {
-        Markers { requests, ari, wait: capture_timeout + Duration::from_secs(2) }
+    pub fn new(
+        requests: mpsc::Sender<ControlRequest>,
+        ari: AriClient,
+        capture_timeout: Duration,
+        defaults: RecordingOptions,
+    ) -> Self {
+        Markers { requests, ari, wait: capture_timeout + Duration::from_secs(2), defaults }
+    }
+
+    /// The options a start marker does not give.
+    pub fn defaults(&self) -> &RecordingOptions {
+        &self.defaults
     }
 
     /// Gives `command` for channel `channel_id` (its ARI id, the AGI
