@@ -12,7 +12,7 @@ use tracing::info;
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::EventStream;
 use crate::config::Config;
-use crate::control::{agi, Markers};
+use crate::control::{agi, api, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::post_call::PostCall;
 use crate::delivery::{Delivery, Directory, Webhook};
@@ -49,7 +49,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
 
     let (control_tx, control_rx) = mpsc::channel(256);
-    let markers = Markers::new(control_tx, ari.clone(), config.capture_timeout);
+    let markers = Markers::new(control_tx, ari.clone(), config.capture_timeout, config.defaults);
     let mut listeners = Vec::new();
     if let Some(addr) = config.agi_listen {
         let listener = TcpListener::bind(addr).await.map_err(|error| {
@@ -58,7 +58,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             )
         })?;
         info!(listen = %listener.local_addr()?, "FastAGI markers: AGI(agi://HOST:PORT/start?name=NAME)");
-        listeners.push(tokio::spawn(agi::serve(listener, markers.clone(), config.defaults, metrics.clone())));
+        listeners.push(tokio::spawn(agi::serve(listener, markers.clone(), metrics.clone())));
+    }
+    if let Some(addr) = config.listen {
+        let listener = TcpListener::bind(addr).await.map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen for the HTTP control API on {addr}: {error} (set --listen to another address, or off)"
+            )
+        })?;
+        let (markers, token, metrics, mut stop) =
+            (markers.clone(), config.api_token.clone(), metrics.clone(), stop_rx.clone());
+        let stopped = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        listeners.push(tokio::spawn(async move {
+            if let Err(error) = api::serve(listener, markers, token, metrics, stopped).await {
+                tracing::error!(%error, "the HTTP control API stopped");
+            }
+        }));
     }
 
     let post_call = config.post_call_url.clone().map(|url| {

@@ -30,6 +30,11 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--media-advertise", "CALLREC_MEDIA_ADVERTISE"),
         ("--webhook-url", "CALLREC_WEBHOOK_URL"),
         ("--output-dir", "CALLREC_OUTPUT_DIR"),
+        ("--agi-listen", "CALLREC_AGI_LISTEN"),
+        ("--listen", "CALLREC_LISTEN"),
+        ("--api-token", "CALLREC_API_TOKEN"),
+        ("--api-token-file", "CALLREC_API_TOKEN_FILE"),
+        ("--post-call-url", "CALLREC_POST_CALL_URL"),
     ] {
         assert!(help.contains(flag) && help.contains(env), "{flag} [{env}] missing from:\n{help}");
     }
@@ -63,4 +68,19 @@ fn a_bad_value_never_echoes_the_password() {
     let text = stderr(&output);
     assert!(text.contains("--media-advertise"), "{text}");
     assert!(!text.contains("hunter2-secret"));
+}
+
+#[test]
+fn the_control_api_beyond_loopback_without_a_token_is_refused_at_start_up() {
+    let output = callrec(&["run", "--ari-password", "x", "--listen", "0.0.0.0:8090"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("--listen 0.0.0.0:8090") && text.contains("--api-token"), "{text}");
+    // With a token it goes on (to connecting); the token never shows.
+    let help = callrec(&["run", "--help"]);
+    let env = [("CALLREC_API_TOKEN", "tok3n-never-shown")];
+    let with_env = Command::new(env!("CARGO_BIN_EXE_callrec")).args(["run", "--help"]).envs(env).output().unwrap();
+    assert!(!String::from_utf8_lossy(&with_env.stdout).contains("tok3n-never-shown"));
+    assert!(help.status.success());
 }

@@ -8,12 +8,12 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::Value;
 use support::audio::{assert_absent, assert_present};
 use support::callrec::{Callrec, Options};
 use support::checks::{assert_between_marks, assert_delivered, assert_onset_complete, assert_well_formed, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, epoch_ms, mark};
 use support::sipp::Caller;
-use serde_json::Value;
 use support::webhook::Webhook;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -211,7 +211,10 @@ async fn the_post_call_summary_of_an_entire_call_comes_after_the_hangup() {
     let deliveries: Vec<Value> = webhook.deliveries().into_iter().map(|d| d.metadata).collect();
     assert_summary(&webhook, &summaries[0], &deliveries, &["hangup"]);
     let summary_hangup = epoch_ms(summaries[0]["hungup_at"].as_str().unwrap());
-    assert!((summary_hangup - hung_up_at).abs() <= 250, "hungup_at {summary_hangup}, the caller hung up at {hung_up_at}");
+    assert!(
+        (summary_hangup - hung_up_at).abs() <= 250,
+        "hungup_at {summary_hangup}, the caller hung up at {hung_up_at}"
+    );
     assert_nothing_left().await;
     callrec.stop().await;
 }
@@ -248,4 +251,149 @@ async fn a_post_call_webhook_down_is_retried_then_falls_back_to_the_output_direc
     let log = callrec.stop().await;
     assert!(log.contains("post_call_delivered=1") && log.contains("post_call_fallback=1"), "{log}");
     assert!(log.contains("post-call webhook failed; summary saved to the output directory instead"), "{log}");
+}
+
+/// Where the HTTP control API listens in these tests, and its token.
+const API_LISTEN: &str = "127.0.0.1:8090";
+const API_TOKEN: &str = "lab-api-token";
+
+async fn callrec_with_api(webhook: &Webhook) -> Callrec {
+    let options = Options {
+        webhook_url: Some(&webhook.url),
+        listen: API_LISTEN,
+        extra: vec!["--api-token", API_TOKEN],
+        ..Default::default()
+    };
+    let callrec = Callrec::start(options).await;
+    callrec.wait_for_log("control API listening", Duration::from_secs(5)).await;
+    callrec
+}
+
+/// A request to the control API with the right token; `token: None` sends none.
+fn api(method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    let request = reqwest::Client::new().request(method, format!("http://{API_LISTEN}{path}"));
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+async fn post_marker(channel: &str, body: Value) -> (u16, Value) {
+    let path = format!("/v1/channels/{channel}/recording");
+    let response = api(reqwest::Method::POST, &path, Some(API_TOKEN)).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_http_api_starts_pauses_and_stops_a_recording_on_a_live_call() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_api(&webhook).await;
+    let tag = lab::tag("api-live");
+
+    let call = Caller::new("api-live", &tag).hang_up_after(Duration::from_millis(6000)).place();
+    let mut channel = None;
+    for _ in 0..50 {
+        channel = lab::global(&format!("{tag}_channel")).await;
+        if channel.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let channel = channel.expect("the caller's channel id");
+
+    // Refused: no token, a wrong token, an unknown channel, bad JSON, a bad option.
+    let path = format!("/v1/channels/{channel}/recording");
+    let start = serde_json::json!({"action": "start", "name": "api-live"});
+    for token in [None, Some("wrong")] {
+        let response = api(reqwest::Method::POST, &path, token).json(&start).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "unauthorized");
+    }
+    assert_eq!(post_marker("1764000000.999", start.clone()).await.0, 404);
+    let bad_json = api(reqwest::Method::POST, &path, Some(API_TOKEN))
+        .header("content-type", "application/json")
+        .body("{\"action\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status().as_u16(), 400);
+    assert_eq!(bad_json.json::<Value>().await.unwrap()["error"], "invalid_json");
+    let (status, body) =
+        post_marker(&channel, serde_json::json!({"action": "start", "options": {"channels": "quad"}})).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_option")), "{body}");
+    let (status, body) = post_marker(&channel, serde_json::json!({"action": "stop"})).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("no_recording")), "{body}");
+
+    // Start: answered once capture runs; listed while it runs.
+    let (status, started) = post_marker(&channel, start).await;
+    let started_at = lab::now_ms();
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_string();
+    let listed: Value =
+        api(reqwest::Method::GET, "/v1/recordings", Some(API_TOKEN)).send().await.unwrap().json().await.unwrap();
+    let running = &listed["recordings"][0];
+    assert_eq!((running["id"].as_str(), running["channel_id"].as_str()), (Some(id.as_str()), Some(channel.as_str())));
+    assert_eq!(running["state"], "recording", "{listed}");
+    let one = api(reqwest::Method::GET, &format!("/v1/recordings/{id}"), Some(API_TOKEN)).send().await.unwrap();
+    assert_eq!(one.status().as_u16(), 200);
+    let unknown = api(reqwest::Method::GET, "/v1/recordings/6f0c3c1e-0000-4000-8000-000000000000", Some(API_TOKEN));
+    assert_eq!(unknown.send().await.unwrap().status().as_u16(), 404);
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pause_sent_at = lab::now_ms();
+    assert_eq!(post_marker(&channel, serde_json::json!({"action": "pause"})).await.0, 200);
+    let paused: Value =
+        api(reqwest::Method::GET, "/v1/recordings", Some(API_TOKEN)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(paused["recordings"][0]["state"], "paused");
+    assert_eq!(post_marker(&channel, serde_json::json!({"action": "pause"})).await.0, 409, "already paused");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(post_marker(&channel, serde_json::json!({"action": "resume"})).await.0, 200);
+    let paused = lab::now_ms() - pause_sent_at;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let stop_sent_at = lab::now_ms();
+    let (status, stopped) = post_marker(&channel, serde_json::json!({"action": "stop"})).await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["ended"]["recording_id"], id.as_str());
+    assert_eq!(stopped["ended"]["end_reason"], "stop");
+    call.finish().await;
+
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let meta = assert_well_formed(&deliveries[0], "api-live", "stop");
+    assert_eq!(meta["recording_id"], id.as_str());
+    // The recording spans the start's answer to the stop's request (the
+    // HTTP round trips on loopback add a few ms to the 60 ms of the markers).
+    assert_between_marks(&meta, started_at, stop_sent_at);
+    let masked = meta["masked"].as_array().unwrap();
+    assert_eq!(masked.len(), 1, "{meta}");
+    let masked_ms = meta["masked_ms"].as_i64().unwrap();
+    assert!((masked_ms - paused).abs() <= 60, "masked {masked_ms} ms, paused {paused} ms");
+    assert_present(&deliveries[0].audio, 1000.0, 0, 900, 0.95, "the caller before the pause");
+    assert_eq!(lab::channel_ids().await.iter().filter(|c| c.contains(&channel)).count(), 0);
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(!log.contains(API_TOKEN), "the token never reaches the log");
+    assert!(log.contains("api_requests_rejected=8"), "{log}");
+}
+
+#[tokio::test]
+async fn the_dialplan_drives_the_http_api_with_curl() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = callrec_with_api(&webhook).await;
+    let tag = lab::tag("api-dialplan");
+
+    Caller::new("api-dialplan", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    let (meta, tracks) = assert_delivered(&deliveries[0], "api-dialplan", "stop", "wav", 2);
+    let started: Value = serde_json::from_str(&lab::global(&format!("{tag}_started")).await.unwrap()).unwrap();
+    assert_eq!((started["status"].as_str(), &started["recording_id"]), (Some("recording"), &meta["recording_id"]));
+    let stopped: Value = serde_json::from_str(&lab::global(&format!("{tag}_stopped")).await.unwrap()).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(&tracks[1]);
+    assert_absent(&tracks[1], 500.0, "the prompt after the stop");
+    assert_nothing_left().await;
+    callrec.stop().await;
 }

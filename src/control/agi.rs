@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{ControlError, MarkerOutcome, MarkerStatus, Markers};
 use crate::markers::agi::{self, AgiError, Environment, Reply};
-use crate::markers::{RecordingOptions, SNOOP_VARIABLE};
+use crate::markers::SNOOP_VARIABLE;
 use crate::metrics::Metrics;
 
 /// Longest wait for the environment block, and for each reply.
@@ -29,7 +29,7 @@ pub const STATUS_VARIABLE: &str = "CALLREC_STATUS";
 pub const RECORDING_ID_VARIABLE: &str = "CALLREC_RECORDING_ID";
 
 /// Serves FastAGI sessions on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, markers: Markers, defaults: RecordingOptions, metrics: Arc<Metrics>) {
+pub async fn serve(listener: TcpListener, markers: Markers, metrics: Arc<Metrics>) {
     let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -41,10 +41,10 @@ pub async fn serve(listener: TcpListener, markers: Markers, defaults: RecordingO
             }
         };
         let Ok(permit) = sessions.clone().acquire_owned().await else { return };
-        let (markers, defaults, metrics) = (markers.clone(), defaults, metrics.clone());
+        let (markers, metrics) = (markers.clone(), metrics.clone());
         tokio::spawn(async move {
             metrics.agi_sessions.inc();
-            if let Err(error) = session(stream, &markers, &defaults).await {
+            if let Err(error) = session(stream, &markers).await {
                 metrics.agi_sessions_rejected.inc();
                 warn!(%peer, %error, "FastAGI session cut off");
             }
@@ -66,12 +66,12 @@ enum SessionError {
     Io(#[from] std::io::Error),
 }
 
-async fn session(stream: TcpStream, markers: &Markers, defaults: &RecordingOptions) -> Result<(), SessionError> {
+async fn session(stream: TcpStream, markers: &Markers) -> Result<(), SessionError> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let env =
         tokio::time::timeout(READ_LIMIT, read_environment(&mut lines)).await.map_err(|_| SessionError::Slow)??;
-    let command = env.marker(defaults);
+    let command = env.marker(markers.defaults());
     debug!(channel = %env.channel, script = %env.script, "FastAGI marker");
     // Asterisk says HANGUP (or closes) if the channel goes meanwhile.
     let mut hung_up = false;

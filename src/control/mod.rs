@@ -29,9 +29,6 @@ pub struct MarkerRequest {
 }
 
 /// What the adapters ask of the recorder.
-// One per marker or listing, never per packet: the size of the marker
-// variant costs nothing, and boxing it would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ControlRequest {
     Marker(Box<MarkerRequest>),

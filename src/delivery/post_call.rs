@@ -108,10 +108,11 @@ impl CallLedger {
             }
             self.order.push_back(channel.id.clone());
         }
-        let record = self
-            .calls
-            .entry(channel.id.clone())
-            .or_insert_with(|| CallRecord { channel: channel.clone(), recordings: Vec::new(), hungup_at: None });
+        let record = self.calls.entry(channel.id.clone()).or_insert_with(|| CallRecord {
+            channel: channel.clone(),
+            recordings: Vec::new(),
+            hungup_at: None,
+        });
         record.channel.name = channel.name;
         if record.channel.linkedid.is_empty() {
             record.channel.linkedid = channel.linkedid;
@@ -125,9 +126,15 @@ impl CallLedger {
 
     /// A recording of `call` was delivered, or failed for good: the summary,
     /// if that completes the call.
-    pub fn delivered(&mut self, call: &str, recording: RecordingId, outcome: &DeliveryOutcome) -> Option<PostCallSummary> {
+    pub fn delivered(
+        &mut self,
+        call: &str,
+        recording: RecordingId,
+        outcome: &DeliveryOutcome,
+    ) -> Option<PostCallSummary> {
         let record = self.calls.get_mut(call)?;
-        let (report, pending) = record.recordings.iter_mut().find(|(report, _)| report.recording.recording_id == recording)?;
+        let (report, pending) =
+            record.recordings.iter_mut().find(|(report, _)| report.recording.recording_id == recording)?;
         *pending = false;
         match outcome {
             DeliveryOutcome::Webhook => (report.delivered, report.delivered_to) = (true, Some("webhook")),
@@ -205,10 +212,8 @@ impl PostCall {
 /// A channel id as a file name: Asterisk's ids are `1764000000.42` or a
 /// UUID, but anything else is kept from leaving the directory.
 fn file_safe(id: &str) -> String {
-    let safe: String = id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .collect();
+    let safe: String =
+        id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
     match safe.trim_start_matches('.') {
         "" => "channel".to_string(),
         safe => safe.to_string(),

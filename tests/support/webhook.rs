@@ -136,7 +136,8 @@ async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) ->
     if failing {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
-    let metadata = parts.iter().find(|p| p.name == "metadata").map(|p| serde_json::from_slice(&p.bytes).unwrap());
+    let metadata: Option<Value> =
+        parts.iter().find(|p| p.name == "metadata").map(|p| serde_json::from_slice(&p.bytes).unwrap());
     let audio = parts.iter().find(|p| p.name == "audio").map(|p| p.bytes.clone());
     let (Some(metadata), Some(audio)) = (metadata, audio) else {
         return StatusCode::BAD_REQUEST;
