@@ -132,6 +132,10 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_OUTPUT_DIR", value_name = "DIR", default_value = "./recordings")]
     pub output_dir: PathBuf,
 
+    /// Where recordings the webhook does not take in time wait (durably) to be re-sent, also across restarts
+    #[arg(long, env = "CALLREC_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
     /// How long a failing webhook is retried before the recording goes to the output directory
     #[arg(long, env = "CALLREC_WEBHOOK_RETRY_FOR", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub webhook_retry_for: Duration,
@@ -217,6 +221,7 @@ pub struct Config {
     pub media_advertise: Option<String>,
     pub webhook_url: Option<Url>,
     pub output_dir: PathBuf,
+    pub spool_dir: Option<PathBuf>,
     pub webhook_retry_for: Duration,
     pub capture_timeout: Duration,
     pub max_recording: Duration,
@@ -334,6 +339,7 @@ impl TryFrom<RunArgs> for Config {
             media_advertise: args.media_advertise,
             webhook_url: args.webhook_url,
             output_dir: args.output_dir,
+            spool_dir: args.spool_dir,
             webhook_retry_for: args.webhook_retry_for,
             capture_timeout: args.capture_timeout,
             max_recording: args.max_recording,

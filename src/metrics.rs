@@ -61,6 +61,12 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// Recordings the webhook did not take in time, written to the spool.
+    recordings_spooled,
+    /// Spooled recordings delivered later (and removed from the spool).
+    spool_resent,
+    /// Spool files that could not be read back (set aside as `.damaged`).
+    spool_damaged,
     /// Post-call summaries the webhook took.
     post_call_delivered,
     /// Post-call summaries written to the output directory instead.

@@ -4,10 +4,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::EventStream;
@@ -15,10 +16,13 @@ use crate::config::Config;
 use crate::control::{agi, api, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::post_call::PostCall;
-use crate::delivery::{Delivery, Directory, Webhook};
+use crate::delivery::{Delivery, Directory, Spool, Webhook};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, RecorderParts};
+
+/// How often the spool is re-sent while the webhook does not take it.
+const SPOOL_RESEND_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs callrec until `shutdown` completes, then finishes every recording.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -78,6 +82,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }));
     }
 
+    let spool = match (&config.spool_dir, &webhook) {
+        (Some(dir), Some(_)) => {
+            info!(spool = %dir.display(), "recordings the webhook does not take in time are spooled and re-sent");
+            Some(Spool::new(dir))
+        }
+        (Some(dir), None) => {
+            warn!(spool = %dir.display(), "--spool-dir has no use without --webhook-url: recordings go to the output directory");
+            None
+        }
+        (None, _) => None,
+    };
+    let delivery = Delivery::new(webhook, directory.clone(), spool, metrics.clone(), stop_rx.clone());
+    let resend_task = tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY));
     let post_call = config.post_call_url.clone().map(|url| {
         let webhook = Webhook::new(url, config.webhook_retry_for);
         info!(%webhook, "post-call summaries go to the webhook");
@@ -87,7 +104,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         ari,
         media,
         media_target,
-        delivery: Delivery::new(webhook, directory, metrics.clone(), stop_rx.clone()),
+        delivery: delivery.clone(),
         metrics: metrics.clone(),
         capture_timeout: config.capture_timeout,
         defaults: config.defaults,
@@ -101,6 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     listeners.iter().for_each(|listener| listener.abort());
     let _ = stop_tx.send(true);
     recorder_task.await?;
+    resend_task.await?;
     events_task.await?;
     media_task.await?;
     let counters: Vec<String> = metrics

@@ -52,13 +52,13 @@ impl fmt::Display for Directory {
     }
 }
 
-/// Writes next to the target, then renames: readers never see half a file.
+/// Writes next to the target, flushes, then renames (see `durable`): readers
+/// never see half a file, and a written file survives a crash.
 async fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    tokio::fs::write(&partial, contents).await?;
-    tokio::fs::rename(&partial, path).await
+    let (path, contents) = (path.to_path_buf(), contents.to_vec());
+    tokio::task::spawn_blocking(move || super::durable::write(&path, &contents, false))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

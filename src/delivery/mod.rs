@@ -1,21 +1,26 @@
 //! Delivery, the last step of the path: a finished recording goes to the
 //! storage webhook, or to the output directory when no webhook is configured
-//! or the webhook never took it. A recording is never dropped silently, and
-//! leaves memory once delivered.
+//! or the webhook never took it — or, with a spool, into the spool to be
+//! re-sent until the webhook takes it. A recording is never dropped
+//! silently, and leaves memory once delivered.
 
 pub mod directory;
+pub mod durable;
 pub mod metadata;
 pub mod post_call;
+pub mod spool;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use directory::Directory;
 pub use metadata::Metadata;
+pub use spool::Spool;
 pub use webhook::Webhook;
 
 use crate::metrics::Metrics;
@@ -35,6 +40,8 @@ pub struct FinishedRecording {
 pub enum DeliveryOutcome {
     Webhook,
     OutputDir,
+    /// In the spool, to be re-sent until the webhook takes it.
+    Spooled,
     /// Not delivered, and why (too short, lost).
     NotDelivered(String),
 }
@@ -44,6 +51,7 @@ pub enum DeliveryOutcome {
 pub struct Delivery {
     webhook: Option<Webhook>,
     directory: Directory,
+    spool: Option<Spool>,
     metrics: Arc<Metrics>,
     /// Turns true at shutdown: retries stop waiting and fall back to disk.
     shutdown: watch::Receiver<bool>,
@@ -53,10 +61,11 @@ impl Delivery {
     pub fn new(
         webhook: Option<Webhook>,
         directory: Directory,
+        spool: Option<Spool>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Delivery { webhook, directory, metrics, shutdown }
+        Delivery { webhook, directory, spool, metrics, shutdown }
     }
 
     pub async fn deliver(&self, recording: FinishedRecording) -> DeliveryOutcome {
@@ -83,17 +92,96 @@ impl Delivery {
                 );
                 DeliveryOutcome::Webhook
             }
-            Err(failure) => match self.directory.write(&recording).await {
-                Ok(path) => {
-                    self.metrics.deliveries_fallback.inc();
-                    error!(
-                        recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
-                        "webhook delivery failed; recording saved to the output directory instead"
-                    );
-                    DeliveryOutcome::OutputDir
-                }
-                Err(error) => self.lost(&recording, &format!("{failure}; then writing it failed: {error}")),
+            Err(failure) => match &self.spool {
+                Some(spool) => match spool.store(&recording).await {
+                    Ok(path) => {
+                        self.metrics.recordings_spooled.inc();
+                        warn!(
+                            recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
+                            "webhook delivery failed; recording spooled, to be re-sent until it is taken"
+                        );
+                        DeliveryOutcome::Spooled
+                    }
+                    Err(error) => {
+                        let failure = format!("{failure}; spooling it failed: {error}");
+                        self.fall_back(&recording, webhook, &failure).await
+                    }
+                },
+                None => self.fall_back(&recording, webhook, &failure.to_string()).await,
             },
+        }
+    }
+
+    /// The last resort: the output directory.
+    async fn fall_back(&self, recording: &FinishedRecording, webhook: &Webhook, failure: &str) -> DeliveryOutcome {
+        let meta = &recording.metadata;
+        match self.directory.write(recording).await {
+            Ok(path) => {
+                self.metrics.deliveries_fallback.inc();
+                error!(
+                    recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
+                    "webhook delivery failed; recording saved to the output directory instead"
+                );
+                DeliveryOutcome::OutputDir
+            }
+            Err(error) => self.lost(recording, &format!("{failure}; then writing it failed: {error}")),
+        }
+    }
+
+    /// Re-sends what the spool holds, oldest first, at start-up and then
+    /// every `every`, until callrec stops: each recording the webhook takes
+    /// leaves the spool; the first it does not take ends the round.
+    pub async fn resend_spooled(self, every: Duration) {
+        let (Some(spool), Some(webhook)) = (self.spool.clone(), self.webhook.clone()) else { return };
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            self.resend_round(&spool, &webhook).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait_for(|stopping| *stopping) => return,
+            }
+        }
+    }
+
+    async fn resend_round(&self, spool: &Spool, webhook: &Webhook) {
+        let pending = match spool.pending().await {
+            Ok(pending) => pending,
+            Err(error) => {
+                error!(spool = %spool.dir().display(), %error, "cannot read the spool directory");
+                return;
+            }
+        };
+        if !pending.is_empty() {
+            info!(recordings = pending.len(), spool = %spool.dir().display(), "re-sending spooled recordings");
+        }
+        for path in pending {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let recording = match Spool::load(&path).await {
+                Ok(recording) => recording,
+                Err(error) => {
+                    self.metrics.spool_damaged.inc();
+                    let aside = path.with_extension("damaged");
+                    error!(path = %path.display(), %error, aside = %aside.display(), "a spool file cannot be read; set aside");
+                    let _ = tokio::fs::rename(&path, &aside).await;
+                    continue;
+                }
+            };
+            let id = recording.metadata.recording_id;
+            match webhook.send(&recording, &self.metrics, self.shutdown.clone()).await {
+                Ok(attempts) => {
+                    self.metrics.spool_resent.inc();
+                    info!(recording_id = %id, attempts, webhook = %webhook, "spooled recording delivered");
+                    if let Err(error) = Spool::remove(&path).await {
+                        error!(path = %path.display(), %error, "cannot remove a delivered recording from the spool");
+                    }
+                }
+                Err(failure) => {
+                    warn!(recording_id = %id, %failure, "the webhook still does not take spooled recordings; trying again later");
+                    return;
+                }
+            }
         }
     }
 

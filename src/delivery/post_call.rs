@@ -139,6 +139,9 @@ impl CallLedger {
         match outcome {
             DeliveryOutcome::Webhook => (report.delivered, report.delivered_to) = (true, Some("webhook")),
             DeliveryOutcome::OutputDir => (report.delivered, report.delivered_to) = (true, Some("output_dir")),
+            DeliveryOutcome::Spooled => {
+                report.not_delivered = Some("spooled: re-sent until the webhook takes it".to_string())
+            }
             DeliveryOutcome::NotDelivered(why) => report.not_delivered = Some(why.clone()),
         }
         self.take_if_complete(call)
