@@ -1,0 +1,74 @@
+//! End to end against the dockerized Asterisk 22: delivery that loses
+//! nothing. Storage down past the delivery budget with a spool: the
+//! recordings wait in the spool, survive a restart of callrec, and are
+//! re-sent and removed once storage is back. Each test prints what it
+//! injected and what came out.
+
+mod support;
+
+use std::time::Duration;
+
+use support::callrec::{Callrec, Options};
+use support::checks::assert_well_formed;
+use support::lab::{self, assert_nothing_left};
+use support::sipp::Caller;
+use support::webhook::Webhook;
+
+fn spooled(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir).map(|entries| entries.map(|entry| entry.unwrap().path()).collect()).unwrap_or_default();
+    files.retain(|path| path.extension().is_some_and(|extension| extension == "spool"));
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn recordings_spooled_while_storage_is_down_are_resent_after_a_restart() {
+    let _lab = lab::take().await;
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap();
+    let down = Webhook::failing_first(usize::MAX).await;
+    let extra = vec!["--spool-dir", spool_dir, "--webhook-retry-for", "2s"];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&down.url), extra, ..Default::default() }).await;
+
+    for _ in 0..2 {
+        Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while spooled(spool.path()).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "only {:?} spooled", spooled(spool.path()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let files = spooled(spool.path());
+    #[cfg(unix)]
+    for file in &files {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+    }
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    println!("injected: storage answering 503 to all {} attempts; spooled: {files:?}", down.attempts());
+    assert!(log.contains("recordings_spooled=2"), "{log}");
+    assert!(callrec.saved_is_empty(), "nothing went to the output directory instead");
+
+    // Storage is back; a new callrec finds the spool and re-sends it.
+    let back = Webhook::start().await;
+    let extra = vec!["--spool-dir", spool_dir];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&back.url), extra, ..Default::default() }).await;
+    let deliveries = back.wait_for(2, Duration::from_secs(15)).await;
+    for delivery in &deliveries {
+        let meta = assert_well_formed(delivery, "partial", "stop");
+        assert_eq!(meta["missing_ms"], 0);
+    }
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.metadata["recording_id"].as_str().unwrap()).collect();
+    assert!(ids[0] != ids[1], "two recordings, each once: {ids:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !spooled(spool.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "left in the spool: {:?}", spooled(spool.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = callrec.stop().await;
+    println!("came out: {} recordings re-sent after the restart ({ids:?}); the spool is empty", deliveries.len());
+    assert!(log.contains("spool_resent=2"), "{log}");
+    assert_eq!(back.attempts(), 2, "each delivered once");
+}
