@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
 use crate::integrity::SigningKey;
-use crate::markers::options::{self, Channels, PauseMode, RecordingOptions};
+use crate::markers::options::{self, Channels, PauseMode, RecordingOptions, TargetName};
 use crate::recording::encode::AudioFormat;
 
 /// A password or token: printed as `***`, readable only through `expose`.
@@ -128,6 +129,10 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_WEBHOOK_URL", value_name = "URL", hide_env_values = true)]
     pub webhook_url: Option<Url>,
 
+    /// A named delivery target NAME=URL (repeatable; comma-separated in the environment) a start marker picks with to=NAME; --webhook-url is the target "default"
+    #[arg(long = "target", env = "CALLREC_TARGETS", value_name = "NAME=URL", value_delimiter = ',', hide_env_values = true, value_parser = parse_target)]
+    pub targets: Vec<(String, Url)>,
+
     /// Where recordings are written when no webhook is set, or when the webhook never takes one
     #[arg(long, env = "CALLREC_OUTPUT_DIR", value_name = "DIR", default_value = "./recordings")]
     pub output_dir: PathBuf,
@@ -199,6 +204,18 @@ pub struct RunArgs {
     pub log: String,
 }
 
+fn parse_target(value: &str) -> Result<(String, Url), String> {
+    let (name, url) = value.split_once('=').ok_or("expected NAME=URL")?;
+    if TargetName::parse(name).is_none() {
+        return Err(format!("target name {name:?}: use 1 to 32 of A-Z a-z 0-9 _ -"));
+    }
+    let url: Url = url.parse().map_err(|_| format!("target {name}: not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("target {name}: the URL must be http:// or https://, not {}://", url.scheme()));
+    }
+    Ok((name.to_string(), url))
+}
+
 /// A listening address, or none (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen(pub Option<SocketAddr>);
@@ -220,6 +237,8 @@ pub struct Config {
     pub media_bind: SocketAddr,
     pub media_advertise: Option<String>,
     pub webhook_url: Option<Url>,
+    /// Every delivery target by name, `default` (from --webhook-url) first.
+    pub targets: Vec<(String, Url)>,
     pub output_dir: PathBuf,
     pub spool_dir: Option<PathBuf>,
     pub webhook_retry_for: Duration,
@@ -298,6 +317,7 @@ impl TryFrom<RunArgs> for Config {
             pause: args.pause_mode,
             max: args.max_recording,
             min: args.min_recording,
+            to: None,
         };
         let signing_key = match &args.signing_key {
             Some(path) => match SigningKey::load(path) {
@@ -330,7 +350,17 @@ impl TryFrom<RunArgs> for Config {
                 return bad(format!("--post-call-url must be an http:// or https:// URL, not {}://", url.scheme()));
             }
         }
+        let mut targets: Vec<(String, Url)> =
+            args.webhook_url.iter().map(|url| (DEFAULT_TARGET.to_string(), url.clone())).collect();
+        for (name, url) in &args.targets {
+            if targets.iter().any(|(named, _)| named == name) {
+                let hint = if name == DEFAULT_TARGET { " (--webhook-url is the target default)" } else { "" };
+                return bad(format!("--target {name} is defined twice{hint}"));
+            }
+            targets.push((name.clone(), url.clone()));
+        }
         Ok(Config {
+            targets,
             ari_url: args.ari_url,
             ari_user: args.ari_user,
             ari_password: Secret::new(args.ari_password),
@@ -411,10 +441,23 @@ mod tests {
             (&["--agi-listen", "everywhere"][..], "--agi-listen"),
             (&["--api-token", ""][..], "--api-token"),
             (&["--post-call-url", "ftp://x"][..], "--post-call-url"),
+            (&["--target", "archive"][..], "--target"),
+            (&["--target", "a b=http://x"][..], "--target"),
+            (&["--target", "x=ftp://x"][..], "--target"),
+            (&["--target", "x=http://a", "--target", "x=http://b"][..], "--target"),
+            (&["--webhook-url", "http://a", "--target", "default=http://b"][..], "--target"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn targets_are_named_and_the_webhook_is_the_default() {
+        let config = parse(&["--webhook-url", "http://a/x", "--target", "archive=https://b/y"]).unwrap();
+        let names: Vec<&str> = config.targets.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["default", "archive"]);
+        assert!(parse(&[]).unwrap().targets.is_empty());
     }
 
     #[test]

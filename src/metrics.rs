@@ -61,6 +61,8 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// Recordings whose `to=` names no configured target (sent to the default).
+    targets_unknown,
     /// Recordings the webhook did not take in time, written to the spool.
     recordings_spooled,
     /// Spooled recordings delivered later (and removed from the spool).

@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::control::{agi, api, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::post_call::PostCall;
-use crate::delivery::{Delivery, Directory, Spool, Webhook};
+use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
+use crate::delivery::{Delivery, Directory, Spool, Target, Targets, Webhook};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, RecorderParts};
@@ -37,10 +38,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let media_task = tokio::spawn(receiver.run());
 
     let directory = Directory::new(&config.output_dir);
-    let webhook = config.webhook_url.clone().map(|url| Webhook::new(url, config.webhook_retry_for));
-    match &webhook {
-        Some(webhook) => info!(%webhook, fallback = %directory, "recordings go to the webhook"),
-        None => info!(directory = %directory, "no webhook set: recordings go to the output directory"),
+    let targets = Targets::new(
+        config
+            .targets
+            .iter()
+            .map(|(name, url)| (name.clone(), Target::Webhook(Webhook::new(url.clone(), config.webhook_retry_for))))
+            .collect(),
+    );
+    for (name, target) in targets.iter() {
+        info!(target = name, to = %target, fallback = %directory, "delivery target");
+    }
+    if targets.get(DEFAULT_TARGET).is_none() {
+        info!(directory = %directory, "no webhook set: recordings without a target go to the output directory");
     }
     info!(bind = %media.local_addr, target = %media_target, "media socket ready");
 
@@ -82,18 +91,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }));
     }
 
-    let spool = match (&config.spool_dir, &webhook) {
-        (Some(dir), Some(_)) => {
+    let spool = match (&config.spool_dir, targets.is_empty()) {
+        (Some(dir), false) => {
             info!(spool = %dir.display(), "recordings the webhook does not take in time are spooled and re-sent");
             Some(Spool::new(dir))
         }
-        (Some(dir), None) => {
-            warn!(spool = %dir.display(), "--spool-dir has no use without --webhook-url: recordings go to the output directory");
+        (Some(dir), true) => {
+            warn!(spool = %dir.display(), "--spool-dir has no use without a webhook or target: recordings go to the output directory");
             None
         }
         (None, _) => None,
     };
-    let delivery = Delivery::new(webhook, directory.clone(), spool, metrics.clone(), stop_rx.clone());
+    let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), stop_rx.clone());
     let resend_task = tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY));
     let post_call = config.post_call_url.clone().map(|url| {
         let webhook = Webhook::new(url, config.webhook_retry_for);

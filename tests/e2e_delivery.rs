@@ -72,3 +72,25 @@ async fn recordings_spooled_while_storage_is_down_are_resent_after_a_restart() {
     assert!(log.contains("spool_resent=2"), "{log}");
     assert_eq!(back.attempts(), 2, "each delivered once");
 }
+
+#[tokio::test]
+async fn a_start_marker_picks_its_target_by_name_and_an_unknown_one_goes_to_the_default() {
+    let _lab = lab::take().await;
+    let (store, archive) = (Webhook::start().await, Webhook::start().await);
+    let target = format!("archive={}", archive.url);
+    let extra = vec!["--target", &target];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&store.url), extra, ..Default::default() }).await;
+
+    Caller::new("options", &lab::tag("to")).options("to=archive").place().finish().await;
+    let archived = archive.wait_for(1, Duration::from_secs(10)).await;
+    assert_well_formed(&archived[0], "options", "stop");
+    Caller::new("options", &lab::tag("to")).options("to=nowhere").place().finish().await;
+    let stored = store.wait_for(1, Duration::from_secs(10)).await;
+    assert_well_formed(&stored[0], "options", "stop");
+    println!("to=archive went to the archive; to=nowhere went to the default");
+    assert_eq!((store.attempts(), archive.attempts()), (1, 1), "each recording to one target");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("asks for a target that is not configured"), "{log}");
+    assert!(log.contains("targets_unknown=1"), "{log}");
+}

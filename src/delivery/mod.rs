@@ -9,6 +9,7 @@ pub mod durable;
 pub mod metadata;
 pub mod post_call;
 pub mod spool;
+pub mod target;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tracing::{error, info, warn};
 pub use directory::Directory;
 pub use metadata::Metadata;
 pub use spool::Spool;
+pub use target::{Picked, Target, Targets};
 pub use webhook::Webhook;
 
 use crate::metrics::Metrics;
@@ -38,9 +40,13 @@ pub struct FinishedRecording {
 /// Where a recording went, for the post-call summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    Webhook,
+    /// A target took it: its name and kind (`webhook`).
+    Target {
+        name: String,
+        kind: &'static str,
+    },
     OutputDir,
-    /// In the spool, to be re-sent until the webhook takes it.
+    /// In the spool, to be re-sent until its target takes it.
     Spooled,
     /// Not delivered, and why (too short, lost).
     NotDelivered(String),
@@ -49,7 +55,7 @@ pub enum DeliveryOutcome {
 /// Where finished recordings go.
 #[derive(Clone)]
 pub struct Delivery {
-    webhook: Option<Webhook>,
+    targets: Arc<Targets>,
     directory: Directory,
     spool: Option<Spool>,
     metrics: Arc<Metrics>,
@@ -59,68 +65,93 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(
-        webhook: Option<Webhook>,
+        targets: Targets,
         directory: Directory,
         spool: Option<Spool>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Delivery { webhook, directory, spool, metrics, shutdown }
+        Delivery { targets: Arc::new(targets), directory, spool, metrics, shutdown }
     }
 
-    pub async fn deliver(&self, recording: FinishedRecording) -> DeliveryOutcome {
+    /// Delivers the recording to the target `to` names (`None`: the default).
+    pub async fn deliver(&self, recording: FinishedRecording, to: Option<&str>) -> DeliveryOutcome {
         let meta = &recording.metadata;
-        let Some(webhook) = &self.webhook else {
-            return match self.directory.write(&recording).await {
-                Ok(path) => {
-                    self.metrics.deliveries_directory.inc();
-                    info!(
-                        recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
-                        end_reason = %meta.end_reason, path = %path.display(), "recording saved"
-                    );
-                    DeliveryOutcome::OutputDir
+        let (name, target) = match self.targets.pick(to) {
+            Picked::Asked(name, target) => (name, target),
+            Picked::Unknown(name, target) => {
+                self.unknown_target(&recording, to);
+                (name, target)
+            }
+            Picked::None => {
+                if to.is_some() && !self.targets.is_empty() {
+                    self.unknown_target(&recording, to);
                 }
-                Err(error) => self.lost(&recording, &error.to_string()),
-            };
+                return self.save(&recording).await;
+            }
         };
-        match webhook.send(&recording, &self.metrics, self.shutdown.clone()).await {
+        match target.send(&recording, &self.metrics, self.shutdown.clone()).await {
             Ok(attempts) => {
                 self.metrics.deliveries_webhook.inc();
                 info!(
                     recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
-                    end_reason = %meta.end_reason, attempts, webhook = %webhook, "recording delivered"
+                    end_reason = %meta.end_reason, attempts, target = name, to = %target, "recording delivered"
                 );
-                DeliveryOutcome::Webhook
+                DeliveryOutcome::Target { name: name.to_string(), kind: target.kind() }
             }
             Err(failure) => match &self.spool {
-                Some(spool) => match spool.store(&recording).await {
+                Some(spool) => match spool.store(&recording, name).await {
                     Ok(path) => {
                         self.metrics.recordings_spooled.inc();
                         warn!(
-                            recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
-                            "webhook delivery failed; recording spooled, to be re-sent until it is taken"
+                            recording_id = %meta.recording_id, target = name, to = %target, %failure,
+                            path = %path.display(), "delivery failed; recording spooled, to be re-sent until it is taken"
                         );
                         DeliveryOutcome::Spooled
                     }
                     Err(error) => {
                         let failure = format!("{failure}; spooling it failed: {error}");
-                        self.fall_back(&recording, webhook, &failure).await
+                        self.fall_back(&recording, target, &failure).await
                     }
                 },
-                None => self.fall_back(&recording, webhook, &failure.to_string()).await,
+                None => self.fall_back(&recording, target, &failure.to_string()).await,
             },
         }
     }
 
-    /// The last resort: the output directory.
-    async fn fall_back(&self, recording: &FinishedRecording, webhook: &Webhook, failure: &str) -> DeliveryOutcome {
+    fn unknown_target(&self, recording: &FinishedRecording, to: Option<&str>) {
+        self.metrics.targets_unknown.inc();
+        warn!(
+            recording_id = %recording.metadata.recording_id, to = to.unwrap_or_default(),
+            "the recording asks for a target that is not configured (--target); it goes to the default"
+        );
+    }
+
+    /// No target: the output directory.
+    async fn save(&self, recording: &FinishedRecording) -> DeliveryOutcome {
+        let meta = &recording.metadata;
+        match self.directory.write(recording).await {
+            Ok(path) => {
+                self.metrics.deliveries_directory.inc();
+                info!(
+                    recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
+                    end_reason = %meta.end_reason, path = %path.display(), "recording saved"
+                );
+                DeliveryOutcome::OutputDir
+            }
+            Err(error) => self.lost(recording, &error.to_string()),
+        }
+    }
+
+    /// The last resort when a target never took it: the output directory.
+    async fn fall_back(&self, recording: &FinishedRecording, target: &Target, failure: &str) -> DeliveryOutcome {
         let meta = &recording.metadata;
         match self.directory.write(recording).await {
             Ok(path) => {
                 self.metrics.deliveries_fallback.inc();
                 error!(
-                    recording_id = %meta.recording_id, webhook = %webhook, %failure, path = %path.display(),
-                    "webhook delivery failed; recording saved to the output directory instead"
+                    recording_id = %meta.recording_id, to = %target, %failure, path = %path.display(),
+                    "delivery failed; recording saved to the output directory instead"
                 );
                 DeliveryOutcome::OutputDir
             }
@@ -129,13 +160,13 @@ impl Delivery {
     }
 
     /// Re-sends what the spool holds, oldest first, at start-up and then
-    /// every `every`, until callrec stops: each recording the webhook takes
-    /// leaves the spool; the first it does not take ends the round.
+    /// every `every`, until callrec stops: each recording its target takes
+    /// leaves the spool; the first one not taken ends the round.
     pub async fn resend_spooled(self, every: Duration) {
-        let (Some(spool), Some(webhook)) = (self.spool.clone(), self.webhook.clone()) else { return };
+        let Some(spool) = self.spool.clone() else { return };
         let mut shutdown = self.shutdown.clone();
         loop {
-            self.resend_round(&spool, &webhook).await;
+            self.resend_round(&spool).await;
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.wait_for(|stopping| *stopping) => return,
@@ -143,7 +174,7 @@ impl Delivery {
         }
     }
 
-    async fn resend_round(&self, spool: &Spool, webhook: &Webhook) {
+    async fn resend_round(&self, spool: &Spool) {
         let pending = match spool.pending().await {
             Ok(pending) => pending,
             Err(error) => {
@@ -158,8 +189,8 @@ impl Delivery {
             if *self.shutdown.borrow() {
                 return;
             }
-            let recording = match Spool::load(&path).await {
-                Ok(recording) => recording,
+            let (recording, to) = match Spool::load(&path).await {
+                Ok(loaded) => loaded,
                 Err(error) => {
                     self.metrics.spool_damaged.inc();
                     let aside = path.with_extension("damaged");
@@ -169,16 +200,23 @@ impl Delivery {
                 }
             };
             let id = recording.metadata.recording_id;
-            match webhook.send(&recording, &self.metrics, self.shutdown.clone()).await {
+            let target = match self.targets.pick(Some(&to)) {
+                Picked::Asked(_, target) | Picked::Unknown(_, target) => target,
+                Picked::None => {
+                    warn!(recording_id = %id, target = %to, "a spooled recording's target is no longer configured; it stays in the spool");
+                    continue;
+                }
+            };
+            match target.send(&recording, &self.metrics, self.shutdown.clone()).await {
                 Ok(attempts) => {
                     self.metrics.spool_resent.inc();
-                    info!(recording_id = %id, attempts, webhook = %webhook, "spooled recording delivered");
+                    info!(recording_id = %id, attempts, target = %to, to = %target, "spooled recording delivered");
                     if let Err(error) = Spool::remove(&path).await {
                         error!(path = %path.display(), %error, "cannot remove a delivered recording from the spool");
                     }
                 }
                 Err(failure) => {
-                    warn!(recording_id = %id, %failure, "the webhook still does not take spooled recordings; trying again later");
+                    warn!(recording_id = %id, target = %to, %failure, "the target still does not take spooled recordings; trying again later");
                     return;
                 }
             }

@@ -48,6 +48,9 @@ pub struct RecordingReport {
     /// `webhook` or `output_dir`, when delivered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_to: Option<&'static str>,
+    /// The target that took it (`default`, or a `to=NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Why not, when not delivered (too short, lost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_delivered: Option<String>,
@@ -118,7 +121,8 @@ impl CallLedger {
             record.channel.linkedid = channel.linkedid;
         }
         if record.recordings.len() < MAX_RECORDINGS {
-            let report = RecordingReport { recording, delivered: false, delivered_to: None, not_delivered: None };
+            let report =
+                RecordingReport { recording, delivered: false, delivered_to: None, target: None, not_delivered: None };
             record.recordings.push((report, true));
         }
         given_up
@@ -137,7 +141,9 @@ impl CallLedger {
             record.recordings.iter_mut().find(|(report, _)| report.recording.recording_id == recording)?;
         *pending = false;
         match outcome {
-            DeliveryOutcome::Webhook => (report.delivered, report.delivered_to) = (true, Some("webhook")),
+            DeliveryOutcome::Target { name, kind } => {
+                (report.delivered, report.delivered_to, report.target) = (true, Some(*kind), Some(name.clone()))
+            }
             DeliveryOutcome::OutputDir => (report.delivered, report.delivered_to) = (true, Some("output_dir")),
             DeliveryOutcome::Spooled => {
                 report.not_delivered = Some("spooled: re-sent until the webhook takes it".to_string())
@@ -259,7 +265,12 @@ mod tests {
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
         ledger.recording_ended(channel("c1"), recording(first, "stop"));
         ledger.recording_ended(channel("c1"), recording(second, "hangup"));
-        assert!(ledger.delivered("c1", first, &DeliveryOutcome::Webhook).is_none(), "not hung up yet");
+        assert!(
+            ledger
+                .delivered("c1", first, &DeliveryOutcome::Target { name: "default".into(), kind: "webhook" })
+                .is_none(),
+            "not hung up yet"
+        );
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
         assert!(ledger.hung_up("c1", at).is_none(), "the second recording is still being delivered");
         assert!(ledger.hung_up("c1", at + Duration::from_secs(9)).is_none());

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::{durable, FinishedRecording, Metadata};
 use crate::integrity;
+use crate::markers::options::TargetName;
 use crate::recording::encode::AudioFormat;
 
 /// The first line of every spool file.
@@ -43,11 +44,11 @@ impl Spool {
 
     /// Writes the recording into the spool durably; returns its file. Named
     /// by the time it was spooled, so that names sort oldest first.
-    pub async fn store(&self, recording: &FinishedRecording) -> std::io::Result<PathBuf> {
+    pub async fn store(&self, recording: &FinishedRecording, target: &str) -> std::io::Result<PathBuf> {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let name = format!("{:015}-{}.{EXTENSION}", since_epoch.as_millis(), recording.metadata.recording_id);
         let path = self.dir.join(name);
-        let contents = encode(recording)?;
+        let contents = encode(recording, target)?;
         let target = path.clone();
         tokio::task::spawn_blocking(move || durable::write(&target, &contents, true))
             .await
@@ -73,8 +74,8 @@ impl Spool {
         Ok(files)
     }
 
-    /// Reads a spooled recording back.
-    pub async fn load(path: &Path) -> Result<FinishedRecording, SpoolError> {
+    /// Reads a spooled recording back, with the name of its target.
+    pub async fn load(path: &Path) -> Result<(FinishedRecording, String), SpoolError> {
         decode(Bytes::from(tokio::fs::read(path).await?))
     }
 
@@ -84,11 +85,11 @@ impl Spool {
     }
 }
 
-/// `MAGIC`, the format's extension, the metadata's length, each on a line;
-/// then the metadata (JSON) and the audio.
-fn encode(recording: &FinishedRecording) -> std::io::Result<Vec<u8>> {
+/// `MAGIC`, the format's extension, the target's name, the metadata's
+/// length, each on a line; then the metadata (JSON) and the audio.
+fn encode(recording: &FinishedRecording, target: &str) -> std::io::Result<Vec<u8>> {
     let metadata = serde_json::to_vec(&recording.metadata).map_err(std::io::Error::other)?;
-    let head = format!("{MAGIC}\n{}\n{}\n", recording.format.extension(), metadata.len());
+    let head = format!("{MAGIC}\n{}\n{target}\n{}\n", recording.format.extension(), metadata.len());
     let mut contents = Vec::with_capacity(head.len() + metadata.len() + recording.audio.len());
     contents.extend_from_slice(head.as_bytes());
     contents.extend_from_slice(&metadata);
@@ -96,7 +97,7 @@ fn encode(recording: &FinishedRecording) -> std::io::Result<Vec<u8>> {
     Ok(contents)
 }
 
-fn decode(contents: Bytes) -> Result<FinishedRecording, SpoolError> {
+fn decode(contents: Bytes) -> Result<(FinishedRecording, String), SpoolError> {
     let mut rest = &contents[..];
     let mut line = || -> Result<&str, SpoolError> {
         let end = rest.iter().position(|&b| b == b'\n').ok_or(SpoolError::Malformed("no header"))?;
@@ -112,6 +113,10 @@ fn decode(contents: Bytes) -> Result<FinishedRecording, SpoolError> {
         "wav" => AudioFormat::Wav,
         _ => return Err(SpoolError::Malformed("unknown format")),
     };
+    let target = line()?.to_string();
+    if TargetName::parse(&target).is_none() {
+        return Err(SpoolError::Malformed("bad target name"));
+    }
     let length: usize = line()?.parse().map_err(|_| SpoolError::Malformed("bad metadata length"))?;
     let head = contents.len() - rest.len();
     let metadata = contents.get(head..head + length).ok_or(SpoolError::Malformed("cut short"))?;
@@ -120,7 +125,7 @@ fn decode(contents: Bytes) -> Result<FinishedRecording, SpoolError> {
     if integrity::sha256_hex(&audio) != metadata.sha256 {
         return Err(SpoolError::Malformed("the audio does not match its sha256"));
     }
-    Ok(FinishedRecording { metadata, audio, format })
+    Ok((FinishedRecording { metadata, audio, format }, target))
 }
 
 #[cfg(test)]
@@ -142,14 +147,15 @@ mod tests {
         let spool = Spool::new(dir.path().join("spool"));
         assert!(spool.pending().await.unwrap().is_empty(), "no directory yet: nothing pending");
         let (first, second) = (recording(b"RIFF\nfirst\n"), recording(b""));
-        let first_path = spool.store(&first).await.unwrap();
+        let first_path = spool.store(&first, "archive").await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        let second_path = spool.store(&second).await.unwrap();
+        let second_path = spool.store(&second, "default").await.unwrap();
         std::fs::write(dir.path().join("spool/other.txt"), "not ours").unwrap();
         assert_eq!(spool.pending().await.unwrap(), vec![first_path.clone(), second_path.clone()]);
-        let back = Spool::load(&first_path).await.unwrap();
+        let (back, target) = Spool::load(&first_path).await.unwrap();
         assert_eq!((back.metadata, back.audio, back.format), (first.metadata, first.audio, first.format));
-        assert_eq!(Spool::load(&second_path).await.unwrap().audio.len(), 0);
+        assert_eq!(target, "archive");
+        assert_eq!(Spool::load(&second_path).await.unwrap().0.audio.len(), 0);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -161,7 +167,7 @@ mod tests {
 
     #[test]
     fn damaged_files_are_refused_not_misread() {
-        let good = encode(&recording(b"audio")).unwrap();
+        let good = encode(&recording(b"audio"), "default").unwrap();
         assert!(decode(Bytes::from(good.clone())).is_ok());
         for bad in [&b""[..], b"hello\n", &good[..20], &good[..good.len() - 1]] {
             assert!(decode(Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");

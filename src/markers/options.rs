@@ -38,10 +38,52 @@ pub struct RecordingOptions {
     pub max: Duration,
     /// A recording shorter than this is not delivered (counted and logged).
     pub min: Duration,
+    /// The delivery target it goes to (`to=NAME`); `None`: the default one.
+    pub to: Option<TargetName>,
+}
+
+/// The name of a delivery target, as `--target NAME=URL` defines it and
+/// `to=NAME` picks it: 1 to 32 of `A-Z a-z 0-9 _ -`. Only a name: no URL
+/// ever comes from the dialplan or from call data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TargetName {
+    bytes: [u8; TargetName::MAX],
+    len: u8,
+}
+
+impl TargetName {
+    const MAX: usize = 32;
+
+    pub fn parse(text: &str) -> Option<TargetName> {
+        let usable = (1..=Self::MAX).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !usable {
+            return None;
+        }
+        let mut bytes = [0; Self::MAX];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(TargetName { bytes, len: text.len() as u8 })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("checked ASCII")
+    }
+}
+
+impl std::fmt::Debug for TargetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for TargetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The keys a start marker understands, for messages.
-pub const KEYS: &str = "channels, format, pause, max, min";
+pub const KEYS: &str = "channels, format, pause, max, min, to";
 /// The longest `max` anyone may ask for.
 pub const LONGEST: Duration = Duration::from_secs(24 * 3600);
 
@@ -97,6 +139,10 @@ impl RecordingOptions {
                 "pause" => options.pause = parse_pause_mode(value)?,
                 "max" => options.max = parse_duration("max", value, self.max)?,
                 "min" => options.min = parse_duration("min", value, LONGEST)?,
+                "to" => {
+                    let expected = "a target name: 1 to 32 of A-Z a-z 0-9 _ -";
+                    options.to = Some(TargetName::parse(value).ok_or_else(|| bad("to", value, expected))?);
+                }
                 _ => return Err(OptionError::UnknownKey(key)),
             }
             seen.push(key);
@@ -129,6 +175,7 @@ impl RecordingOptions {
             pause: PauseMode::Silence,
             max: Duration::from_secs(3600),
             min: Duration::ZERO,
+            to: None,
         }
     }
 }
@@ -193,6 +240,16 @@ mod tests {
         assert_eq!(options.min, Duration::from_secs(2));
         assert_eq!(defaults().parse("format=wav").unwrap().format, AudioFormat::Wav);
         assert_eq!(defaults().parse(" Channels = Mono & FORMAT=UL ").unwrap(), defaults());
+        let archive = defaults().parse("to=archive_2").unwrap().to.unwrap();
+        assert_eq!((archive.as_str(), format!("{archive:?}")), ("archive_2", "\"archive_2\"".to_string()));
+    }
+
+    #[test]
+    fn target_names_are_short_plain_names() {
+        assert!(TargetName::parse(&"a".repeat(32)).is_some());
+        for bad in ["", "a b", "s3://bucket", &"a".repeat(33), "ü", "a.b"] {
+            assert!(TargetName::parse(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -216,7 +273,9 @@ mod tests {
             ("min=10m&max=5m", "min"),
             ("stereo", "stereo"),
             ("max=1m&max=2m", "max"),
-            ("to=s3", "to"),
+            ("to=https://x", "to"),
+            ("to=", "to"),
+            ("to=a&to=b", "to"),
         ] {
             let error = defaults().parse(text).unwrap_err();
             assert_eq!(error.key(), key, "{text}: {error}");

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
 use crate::delivery::metadata::{rfc3339, samples_in, Metadata, PartyRecord, TimeRange, WallClock};
-use crate::delivery::{Delivery, DeliveryOutcome, FinishedRecording};
+use crate::delivery::{target, Delivery, DeliveryOutcome, FinishedRecording};
 use crate::integrity::{self, SigningKey};
 use crate::markers::PauseMode;
 use crate::media::MediaHandle;
@@ -71,6 +71,7 @@ impl FinishJob {
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
         let captured = media.take(finished.recording, total_samples).await;
         let tracks = finished.options.tracks();
+        let to = target::name_of(finished.options.to);
         let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks, snoop_generation);
         let recording = tokio::task::spawn_blocking(move || {
             assemble(&finished, &channel, &keys, captured, total_samples, clock, signing_key.as_deref())
@@ -79,7 +80,7 @@ impl FinishJob {
         // webhook the removal of the capture channels.
         let deliver = async {
             match recording.await {
-                Ok(recording) => deliver_unless_too_short(&delivery, &metrics, recording).await,
+                Ok(recording) => deliver_unless_too_short(&delivery, &metrics, recording, to.as_deref()).await,
                 Err(error) => {
                     warn!(%error, "assembling a recording failed");
                     DeliveryOutcome::NotDelivered(format!("assembling it failed: {error}"))
@@ -95,6 +96,7 @@ async fn deliver_unless_too_short(
     delivery: &Delivery,
     metrics: &Metrics,
     (recording, min): (FinishedRecording, Duration),
+    to: Option<&str>,
 ) -> DeliveryOutcome {
     let meta = &recording.metadata;
     if Duration::from_millis(meta.duration_ms) < min {
@@ -105,7 +107,7 @@ async fn deliver_unless_too_short(
         );
         return DeliveryOutcome::NotDelivered(format!("too short: shorter than its min ({} ms)", min.as_millis()));
     }
-    delivery.deliver(recording).await
+    delivery.deliver(recording, to).await
 }
 
 /// The delivered file and its metadata, from what the media task captured
