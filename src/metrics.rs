@@ -61,6 +61,8 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// Tasks that ended unexpectedly (callrec then stops and exits non-zero).
+    task_failures,
     /// Recordings whose `to=` names no configured target (sent to the default).
     targets_unknown,
     /// Recordings the webhook did not take in time, written to the spool.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::ari::rest::AriClient;
@@ -35,7 +36,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         media::bind(config.media_bind, samples_in(config.max_recording), metrics.clone(), media_events_tx)
             .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
     let media_target = config.media_advertise.clone().unwrap_or_else(|| media.local_addr.to_string());
-    let media_task = tokio::spawn(receiver.run());
+    let mut media_task = tokio::spawn(receiver.run());
 
     let directory = Directory::new(&config.output_dir);
     let targets = Targets::new(
@@ -56,7 +57,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let ari = AriClient::new(&config.ari_url, &config.ari_user, config.ari_password.clone(), &config.app);
     let events = EventStream::new(&config.ari_url, &config.app, &config.ari_user, config.ari_password.clone());
     let (ari_tx, ari_rx) = mpsc::channel(1024);
-    let events_task = {
+    let mut events_task = {
         let (rest, metrics, stop) = (ari.clone(), metrics.clone(), stop_rx.clone());
         tokio::spawn(async move { events.run(rest, ari_tx, &metrics, stop).await })
     };
@@ -71,7 +72,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             )
         })?;
         info!(listen = %listener.local_addr()?, "FastAGI markers: AGI(agi://HOST:PORT/start?name=NAME)");
-        listeners.push(tokio::spawn(agi::serve(listener, markers.clone(), metrics.clone())));
+        listeners.push(("FastAGI server", tokio::spawn(agi::serve(listener, markers.clone(), metrics.clone()))));
     }
     if let Some(addr) = config.listen {
         let listener = TcpListener::bind(addr).await.map_err(|error| {
@@ -84,11 +85,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         };
-        listeners.push(tokio::spawn(async move {
-            if let Err(error) = api::serve(listener, markers, token, metrics, stopped).await {
-                tracing::error!(%error, "the HTTP control API stopped");
-            }
-        }));
+        listeners.push((
+            "HTTP control API",
+            tokio::spawn(async move {
+                if let Err(error) = api::serve(listener, markers, token, metrics, stopped).await {
+                    tracing::error!(%error, "the HTTP control API stopped");
+                }
+            }),
+        ));
     }
 
     let spool = match (&config.spool_dir, targets.is_empty()) {
@@ -102,8 +106,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
         (None, _) => None,
     };
+    let spool_dir_used = spool.is_some();
     let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), stop_rx.clone());
-    let resend_task = tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY));
+    let resend_task = spool_dir_used.then(|| tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY)));
     let post_call = config.post_call_url.clone().map(|url| {
         let webhook = Webhook::new(url, config.webhook_retry_for);
         info!(%webhook, "post-call summaries go to the webhook");
@@ -120,16 +125,49 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         signing_key: config.signing_key.clone(),
         post_call,
     });
-    let recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
+    let mut recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
 
-    shutdown.await;
+    // Every task runs until callrec stops: one that ends before (a panic, a
+    // bug) means recording is broken, so callrec stops too, delivering what it
+    // holds, and exits non-zero for its service manager to restart it.
+    let mut tasks: Vec<(&'static str, &mut JoinHandle<()>)> =
+        vec![("recorder", &mut recorder_task), ("media", &mut media_task), ("ARI events", &mut events_task)];
+    let mut resend_task = resend_task;
+    if let Some(task) = resend_task.as_mut() {
+        tasks.push(("spool re-sender", task));
+    }
+    for (name, task) in listeners.iter_mut() {
+        tasks.push((name, task));
+    }
+    let failed = tokio::select! {
+        () = shutdown => None,
+        (failed, ..) = futures_util::future::select_all(tasks.into_iter().map(|(name, task)| Box::pin(async move { (name, task.await) }))) => Some(failed),
+    };
+    let failure = failed.map(|(name, result)| {
+        let how = match result {
+            Err(error) if error.is_panic() => "panicked",
+            _ => "ended",
+        };
+        metrics.task_failures.inc();
+        tracing::error!(task = name, "callrec's {name} task {how} unexpectedly: stopping, delivering what it holds");
+        anyhow::anyhow!("the {name} task {how} unexpectedly; callrec stopped so that it can be restarted")
+    });
     info!("shutting down");
-    listeners.iter().for_each(|listener| listener.abort());
+    listeners.iter().for_each(|(_, listener)| listener.abort());
     let _ = stop_tx.send(true);
-    recorder_task.await?;
-    resend_task.await?;
-    events_task.await?;
-    media_task.await?;
+    let recorder_result = if recorder_task.is_finished() && failure.is_some() { Ok(()) } else { recorder_task.await };
+    for (name, task) in
+        [("spool re-sender", resend_task), ("ARI events", Some(events_task)), ("media", Some(media_task))]
+    {
+        let Some(task) = task else { continue };
+        if task.is_finished() && failure.is_some() {
+            continue;
+        }
+        if let Err(error) = task.await {
+            tracing::error!(task = name, %error, "a task failed while stopping");
+        }
+    }
+    recorder_result?;
     let counters: Vec<String> = metrics
         .snapshot()
         .into_iter()
@@ -137,5 +175,5 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     info!(counters = %counters.join(" "), "stopped");
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }

@@ -444,3 +444,28 @@ async fn a_second_callrec_on_the_same_application_is_reported_and_not_fought() {
     assert_nothing_left().await;
     first.stop().await;
 }
+
+/// A task that fails (here the media task, by a fault compiled into test
+/// builds only) must not leave callrec up with recording silently broken: it
+/// stops, delivers what it holds, and exits non-zero for its service manager.
+#[tokio::test]
+async fn a_failed_task_stops_callrec_non_zero_after_delivering_what_it_held() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let env = vec![("CALLREC_TEST_FAULT", "media-panic-after:100")];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), env, ..Default::default() }).await;
+    let tag = lab::tag("fault");
+
+    let call = Caller::new("long", &tag).hang_up_after(Duration::from_millis(6000)).place();
+    let (status, log) = callrec.wait_exit(Duration::from_secs(20)).await;
+    println!("injected: the media task panics at its 100th datagram; callrec exited with {status}");
+    assert!(!status.success(), "exits non-zero: {status}");
+    assert!(log.contains("callrec's media task panicked unexpectedly"), "{log}");
+    let deliveries = webhook.wait_for(1, Duration::from_secs(5)).await;
+    let meta = &deliveries[0].metadata;
+    println!("came out: one recording, end_reason {}, {} ms", meta["end_reason"], meta["duration_ms"]);
+    assert_eq!(meta["end_reason"], "error", "{meta}");
+    assert!(meta["error"].as_str().unwrap().contains("media task failed"), "said, not passed off as silence: {meta}");
+    call.finish().await;
+    assert_nothing_left().await;
+}

@@ -95,13 +95,23 @@ impl MediaHandle {
     }
 
     /// The recording's audio, every track exactly `total_samples` long, or
-    /// `None` if it never captured anything.
-    pub async fn take(&self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
+    /// `None` if it never captured anything; `Err` if the media task is gone
+    /// (it failed), and with it the audio.
+    pub async fn take(
+        &self,
+        recording: RecordingId,
+        total_samples: u64,
+    ) -> Result<Option<CapturedRecording>, MediaGone> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(MediaCommand::Take { recording, total_samples, reply }).ok()?;
-        answer.await.ok().flatten()
+        self.commands.send(MediaCommand::Take { recording, total_samples, reply }).map_err(|_| MediaGone)?;
+        answer.await.map_err(|_| MediaGone)
     }
 }
+
+/// The media task ended (it failed): the audio it held is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the media task failed: the audio it held is lost")]
+pub struct MediaGone;
 
 /// The task side: owns the socket and the buffers.
 pub struct MediaReceiver {
@@ -115,6 +125,9 @@ pub struct MediaReceiver {
     metrics: Arc<Metrics>,
     unknown_source_warning: Throttle,
     malformed_warning: Throttle,
+    /// Test builds only: the task panics after this many datagrams
+    /// (`CALLREC_TEST_FAULT=media-panic-after:N`), to show supervision.
+    fault_after: Option<u64>,
 }
 
 /// The streams of one recording, on one timeline.
@@ -189,6 +202,15 @@ impl Capture {
     }
 }
 
+/// A fault to inject, in builds with debug assertions (the tests') only.
+fn injected_fault() -> Option<u64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let fault = std::env::var("CALLREC_TEST_FAULT").ok()?;
+    fault.strip_prefix("media-panic-after:")?.parse().ok()
+}
+
 /// Binds the media socket. RTP for every recording arrives here.
 pub fn bind(
     addr: SocketAddr,
@@ -201,6 +223,16 @@ pub fn bind(
     // A larger kernel buffer rides out scheduling hiccups with many calls.
     if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
         debug!(%error, "could not enlarge the media socket's receive buffer");
+    }
+    // The kernel may grant less (net.core.rmem_max): say what it gave.
+    match socket.recv_buffer_size() {
+        Ok(granted) if granted < RECEIVE_BUFFER_BYTES => tracing::info!(
+            asked = RECEIVE_BUFFER_BYTES,
+            granted,
+            "the media socket's receive buffer is smaller than asked (raise net.core.rmem_max for many calls)"
+        ),
+        Ok(granted) => debug!(granted, "media socket receive buffer"),
+        Err(error) => debug!(%error, "cannot read the media socket's receive buffer size"),
     }
     // `[::]` means every address, IPv4 included, whatever the host's default
     // for IPV6_V6ONLY; IPv4 senders then appear as IPv4-mapped addresses.
@@ -225,6 +257,7 @@ pub fn bind(
         metrics,
         unknown_source_warning: Throttle::default(),
         malformed_warning: Throttle::default(),
+        fault_after: injected_fault(),
     };
     Ok((handle, receiver))
 }
@@ -275,6 +308,10 @@ impl MediaReceiver {
     }
 
     fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+        if let Some(left) = self.fault_after.as_mut() {
+            *left = left.saturating_sub(1);
+            assert!(*left > 0, "injected fault (CALLREC_TEST_FAULT): the media task fails");
+        }
         let from = canonical(from);
         let Some(&(recording, index)) = self.routes.get(&from) else {
             self.metrics.rtp_unknown_source.inc();

@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::ari::events::Channel;
 use crate::ari::rest::AriClient;
@@ -24,7 +24,7 @@ use crate::parties::PartySpan;
 use crate::recording::encode::{self, AudioFormat};
 use crate::recording::{mask, silence, CapturedRecording};
 use crate::resources::ResourceIds;
-use crate::session::{Finished, Track};
+use crate::session::{EndReason, Finished, Track};
 use crate::ulaw;
 
 /// Time given to RTP still in flight after a recording ends, before its
@@ -65,11 +65,31 @@ pub(super) struct FinishJob {
 impl FinishJob {
     /// Finishes the recording; says where it went.
     pub async fn run(self) -> DeliveryOutcome {
-        let FinishJob { finished, channel, keys, snoop_generation, ari, media, delivery, metrics, clock, signing_key } =
-            self;
+        let FinishJob {
+            mut finished,
+            channel,
+            keys,
+            snoop_generation,
+            ari,
+            media,
+            delivery,
+            metrics,
+            clock,
+            signing_key,
+        } = self;
         tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
-        let captured = media.take(finished.recording, total_samples).await;
+        let captured = match media.take(finished.recording, total_samples).await {
+            Ok(captured) => captured,
+            Err(gone) => {
+                // Delivered all the same (its metadata, its length), and said.
+                metrics.recordings_failed.inc();
+                error!(recording = %finished.recording, "{gone}; the recording is delivered as silence, with this error");
+                finished.reason = EndReason::Error;
+                finished.error = Some(gone.to_string());
+                None
+            }
+        };
         let tracks = finished.options.tracks();
         let to = target::name_of(finished.options.to);
         let (channels, bridges) = ResourceIds::of_tracks(ari.app(), finished.recording, tracks, snoop_generation);

@@ -26,6 +26,8 @@ pub struct Options<'a> {
     /// `--agi-listen` and `--listen`: off unless a test serves markers that way.
     pub agi_listen: &'a str,
     pub listen: &'a str,
+    /// More environment for callrec (a fault to inject, storage credentials).
+    pub env: Vec<(&'a str, &'a str)>,
     /// Wait for the ARI connection before returning.
     pub wait_connected: bool,
 }
@@ -39,6 +41,7 @@ impl Default for Options<'_> {
             extra: Vec::new(),
             agi_listen: "off",
             listen: "off",
+            env: Vec::new(),
             wait_connected: true,
         }
     }
@@ -59,6 +62,7 @@ impl Callrec {
             .args(["--agi-listen", options.agi_listen, "--listen", options.listen])
             .args(&options.extra)
             .env("CALLREC_ARI_PASSWORD", options.ari_password)
+            .envs(options.env.iter().copied())
             .env_remove("CALLREC_WEBHOOK_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -114,6 +118,16 @@ impl Callrec {
     /// Kills callrec outright (SIGKILL), as a crash would.
     pub async fn kill(&mut self) {
         self.child.kill().await.unwrap();
+    }
+
+    /// Waits for callrec to exit on its own; returns its exit status and log.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("callrec did not exit within {timeout:?}; its log:\n{}", self.log()))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status, self.log())
     }
 
     /// Stops callrec with SIGTERM, as `docker stop` would; returns its log.
