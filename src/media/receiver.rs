@@ -58,6 +58,8 @@ pub enum MediaCommand {
     Pause { recording: RecordingId, at: Instant },
     /// Let it in again from the marker seen at `at`.
     Resume { recording: RecordingId, at: Instant },
+    /// When the recording's latest audio arrived (the latest of its streams).
+    LastAudio { recording: RecordingId, reply: oneshot::Sender<Option<Instant>> },
     /// End the recording's streams at `total_samples` and hand its audio over
     /// (`None` if it never listened).
     Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedRecording>> },
@@ -92,6 +94,13 @@ impl MediaHandle {
 
     pub fn resume(&self, recording: RecordingId, at: Instant) {
         let _ = self.commands.send(MediaCommand::Resume { recording, at });
+    }
+
+    /// When the recording's latest audio arrived, if any did.
+    pub async fn last_audio(&self, recording: RecordingId) -> Option<Instant> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(MediaCommand::LastAudio { recording, reply }).ok()?;
+        answer.await.ok().flatten()
     }
 
     /// The recording's audio, every track exactly `total_samples` long, or
@@ -420,6 +429,13 @@ impl MediaReceiver {
                 if let Some(capture) = self.captures.get_mut(&recording) {
                     capture.resume(at);
                 }
+            }
+            MediaCommand::LastAudio { recording, reply } => {
+                let last = self
+                    .captures
+                    .get(&recording)
+                    .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
+                let _ = reply.send(last);
             }
             MediaCommand::Take { recording, total_samples, reply } => {
                 self.routes.retain(|_, (routed, _)| *routed != recording);

@@ -49,6 +49,9 @@ const CUT_BY_DIALPLAN: &str =
 /// list, and with it what it remembered of the last party's RTP.
 const REATTACH_PAUSE: Duration = Duration::from_millis(120);
 
+/// One RTP packet's worth of audio.
+const FRAME: Duration = Duration::from_millis(20);
+
 /// How long shutdown waits for recordings still being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -112,6 +115,11 @@ pub(crate) enum TaskResult {
     /// Reconciliation after a reconnect found the call gone.
     CallGone {
         call: String,
+    },
+    /// A call found gone hung up when its recording's audio stopped, `at`.
+    HungUpAt {
+        call: String,
+        at: Option<Instant>,
     },
     /// A recording was delivered, or failed for good.
     Delivered {
@@ -595,7 +603,27 @@ impl Recorder {
                 }
             }
             TaskResult::CallGone { call } => {
-                self.hang_up_call(now, &call);
+                // Found gone after events were missed: its recording ends
+                // where its audio stopped, not now.
+                let capturing = self.calls.get(&call).and_then(|c| c.session.capturing());
+                match capturing {
+                    Some(recording) => {
+                        let (media, results) = (self.parts.media.clone(), self.results_tx.clone());
+                        self.tasks.spawn(async move {
+                            let at = media.last_audio(recording).await;
+                            let _ = results.send(TaskResult::HungUpAt { call, at });
+                        });
+                    }
+                    None => {
+                        self.hang_up_call(now, &call);
+                        self.call_ended(&call);
+                    }
+                }
+            }
+            TaskResult::HungUpAt { call, at } => {
+                // The last packet's 20 ms of audio are part of the call.
+                let at = at.map_or(now, |at| (at + FRAME).min(now));
+                self.hang_up_call(at, &call);
                 self.call_ended(&call);
             }
             TaskResult::Delivered { call, recording, outcome } => {
