@@ -5,8 +5,11 @@
 
 pub mod directory;
 pub mod metadata;
+pub mod multipart;
 pub mod post_call;
+pub mod retry;
 pub mod webhook;
+pub mod webhook_signature;
 
 use std::sync::Arc;
 
