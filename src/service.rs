@@ -33,9 +33,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let media_task = tokio::spawn(receiver.run());
 
     let directory = Directory::new(&config.output_dir);
-    let webhook = config.webhook_url.clone().map(|url| Webhook::new(url, config.webhook_retry_for));
-    match &webhook {
-        Some(webhook) => info!(%webhook, fallback = %directory, "recordings go to the webhook"),
+    let webhook = |url| Webhook::new(url, config.delivery_timeout, config.webhook_secret.clone());
+    let recordings_webhook = config.webhook_url.clone().map(webhook);
+    match &recordings_webhook {
+        Some(webhook) => info!(
+            %webhook, fallback = %directory, delivery_timeout = ?config.delivery_timeout,
+            signed = config.webhook_secret.is_some(), "recordings go to the webhook"
+        ),
         None => info!(directory = %directory, "no webhook set: recordings go to the output directory"),
     }
     info!(bind = %media.local_addr, target = %media_target, "media socket ready");
@@ -79,15 +83,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
 
     let post_call = config.post_call_url.clone().map(|url| {
-        let webhook = Webhook::new(url, config.webhook_retry_for);
-        info!(%webhook, "post-call summaries go to the webhook");
+        let webhook = webhook(url);
+        info!(%webhook, signed = config.webhook_secret.is_some(), "post-call summaries go to the webhook");
         PostCall::new(webhook, directory.clone(), metrics.clone(), stop_rx.clone())
     });
     let recorder = Recorder::new(RecorderParts {
         ari,
         media,
         media_target,
-        delivery: Delivery::new(webhook, directory, metrics.clone(), stop_rx.clone()),
+        delivery: Delivery::new(recordings_webhook, directory, metrics.clone(), stop_rx.clone()),
         metrics: metrics.clone(),
         capture_timeout: config.capture_timeout,
         defaults: config.defaults,

@@ -1,9 +1,13 @@
 //! Delivery, the last step of the path: a finished recording goes to the
 //! storage webhook, or to the output directory when no webhook is configured
 //! or the webhook never took it. A recording is never dropped silently, and
-//! leaves memory once delivered.
+//! leaves memory once delivered. `webhook` sends (the body from `multipart`,
+//! signed by `webhook_signature`, retried by `retry`'s policy with the
+//! shared backoff); `directory` is the fallback; `post_call` follows calls
+//! to their summary.
 
 pub mod directory;
+mod excerpt;
 pub mod metadata;
 pub mod multipart;
 pub mod post_call;
