@@ -133,7 +133,7 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_OUTPUT_DIR", value_name = "DIR", default_value = "./recordings")]
     pub output_dir: PathBuf,
 
-    /// Longest one delivery may take, every attempt and wait included, before the recording goes to the output directory [default: 10m] (CALLREC_WEBHOOK_RETRY_FOR is still read when this is unset)
+    /// Longest one delivery may take, every attempt and wait included, before the recording goes to the output directory; 10m when unset (the old CALLREC_WEBHOOK_RETRY_FOR is read then)
     #[arg(
         long,
         env = "CALLREC_DELIVERY_TIMEOUT",
