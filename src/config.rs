@@ -2,9 +2,10 @@
 //! environment variable) turned into one validated `Config`. Secrets are
 //! wrapped so that they never reach a log line, an error or `--help`.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,9 +142,30 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_SPOOL_DIR", value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
 
-    /// How long a failing webhook is retried before the recording goes to the output directory
-    #[arg(long, env = "CALLREC_WEBHOOK_RETRY_FOR", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub webhook_retry_for: Duration,
+    /// Longest one delivery may take, every attempt and wait included, before the recording goes to the output directory; 10m when unset (the old CALLREC_WEBHOOK_RETRY_FOR is read then)
+    #[arg(
+        long,
+        env = "CALLREC_DELIVERY_TIMEOUT",
+        visible_alias = "webhook-retry-for",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
+    pub delivery_timeout: Option<Duration>,
+
+    /// Secret that signs every webhook request (header Callrec-Signature: HMAC-SHA256 of "<t>.<body>")
+    #[arg(
+        long,
+        env = "CALLREC_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        conflicts_with = "webhook_secret_file",
+        value_parser = parse_secret
+    )]
+    pub webhook_secret: Option<Secret>,
+
+    /// File holding that secret (its first line)
+    #[arg(long, env = "CALLREC_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 
     /// How long a start marker may hold the call while capture is set up
     #[arg(long, env = "CALLREC_CAPTURE_TIMEOUT", value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -216,6 +238,46 @@ fn parse_target(value: &str) -> Result<(String, Url), String> {
     Ok((name.to_string(), url))
 }
 
+/// The old name of `CALLREC_DELIVERY_TIMEOUT`, read when that is unset.
+pub const LEGACY_DELIVERY_TIMEOUT_ENV: &str = "CALLREC_WEBHOOK_RETRY_FOR";
+/// How long a delivery may take unless told.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// A secret straight from the command line or the environment: never held
+/// as a printable `String`, so not even `RunArgs` shows it.
+fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
+/// `--delivery-timeout` (or its alias `--webhook-retry-for`, or
+/// `CALLREC_DELIVERY_TIMEOUT`), else the old `CALLREC_WEBHOOK_RETRY_FOR`,
+/// else 10 minutes.
+fn delivery_timeout(given: Option<Duration>, legacy_env: Option<OsString>) -> Result<Duration, ConfigError> {
+    let timeout = match (given, legacy_env) {
+        (Some(timeout), _) => timeout,
+        (None, Some(value)) => {
+            let text = value.to_string_lossy();
+            humantime::parse_duration(text.trim()).map_err(|error| {
+                ConfigError(format!("{LEGACY_DELIVERY_TIMEOUT_ENV} {text:?} (read as --delivery-timeout): {error}"))
+            })?
+        }
+        (None, None) => DEFAULT_DELIVERY_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(ConfigError("--delivery-timeout must be more than 0".into()));
+    }
+    Ok(timeout)
+}
+
+/// The first line of a secret's file, trimmed; never the file's content in
+/// an error.
+fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Secret::new(text.lines().next().unwrap_or_default().trim().to_string())),
+        Err(error) => Err(ConfigError(format!("{flag} {}: {error}", path.display()))),
+    }
+}
+
 /// A listening address, or none (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen(pub Option<SocketAddr>);
@@ -241,7 +303,10 @@ pub struct Config {
     pub targets: Vec<(String, Url)>,
     pub output_dir: PathBuf,
     pub spool_dir: Option<PathBuf>,
-    pub webhook_retry_for: Duration,
+    /// Longest one delivery (recording or post-call summary) may take.
+    pub delivery_timeout: Duration,
+    /// Signs every webhook request, when set.
+    pub webhook_secret: Option<Secret>,
     pub capture_timeout: Duration,
     pub max_recording: Duration,
     /// What a start marker does not give.
@@ -345,6 +410,15 @@ impl TryFrom<RunArgs> for Config {
                 ));
             }
         }
+        let delivery_timeout = delivery_timeout(args.delivery_timeout, std::env::var_os(LEGACY_DELIVERY_TIMEOUT_ENV))?;
+        let webhook_secret = match (args.webhook_secret, &args.webhook_secret_file) {
+            (Some(secret), _) => Some(secret),
+            (None, Some(path)) => Some(read_secret_file("--webhook-secret-file", path)?),
+            (None, None) => None,
+        };
+        if webhook_secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
+            return bad("--webhook-secret is empty".into());
+        }
         if let Some(url) = &args.post_call_url {
             if !matches!(url.scheme(), "http" | "https") {
                 return bad(format!("--post-call-url must be an http:// or https:// URL, not {}://", url.scheme()));
@@ -370,7 +444,8 @@ impl TryFrom<RunArgs> for Config {
             webhook_url: args.webhook_url,
             output_dir: args.output_dir,
             spool_dir: args.spool_dir,
-            webhook_retry_for: args.webhook_retry_for,
+            delivery_timeout,
+            webhook_secret,
             capture_timeout: args.capture_timeout,
             max_recording: args.max_recording,
             defaults,
@@ -403,7 +478,8 @@ mod tests {
         assert_eq!(config.app, "callrec");
         assert_eq!(config.media_bind, "127.0.0.1:0".parse().unwrap());
         assert_eq!(config.output_dir, PathBuf::from("./recordings"));
-        assert_eq!(config.webhook_retry_for, Duration::from_secs(60));
+        assert_eq!(config.delivery_timeout, Duration::from_secs(600));
+        assert!(config.webhook_secret.is_none());
         assert_eq!(config.capture_timeout, Duration::from_secs(1));
         assert!(config.webhook_url.is_none());
         let defaults = config.defaults;
@@ -430,7 +506,12 @@ mod tests {
             (&["--webhook-url", "file:///tmp/x"][..], "--webhook-url"),
             (&["--capture-timeout", "0s"][..], "--capture-timeout"),
             (&["--media-bind", "nonsense"][..], "--media-bind"),
-            (&["--webhook-retry-for", "soon"][..], "--webhook-retry-for"),
+            (&["--webhook-retry-for", "soon"][..], "--delivery-timeout"),
+            (&["--delivery-timeout", "soon"][..], "--delivery-timeout"),
+            (&["--delivery-timeout", "0s"][..], "--delivery-timeout"),
+            (&["--webhook-secret", ""][..], "--webhook-secret"),
+            (&["--webhook-secret", "a", "--webhook-secret-file", "/x"][..], "--webhook-secret"),
+            (&["--webhook-secret-file", "/nonexistent/secret"][..], "--webhook-secret-file"),
             (&["--channels", "quad"][..], "--channels"),
             (&["--format", "mp3"][..], "--format"),
             (&["--pause-mode", "mute"][..], "--pause-mode"),
@@ -470,6 +551,40 @@ mod tests {
         let open = parse(&["--listen", "0.0.0.0:8090", "--api-token", "s3cret-token"]).unwrap();
         assert_eq!(open.api_token.as_ref().map(Secret::expose), Some("s3cret-token"));
         assert!(!format!("{open:?}").contains("s3cret-token"));
+    }
+
+    #[test]
+    fn the_delivery_timeout_keeps_its_old_names() {
+        let given = |args: &[&str]| parse(args).unwrap().delivery_timeout;
+        assert_eq!(given(&["--delivery-timeout", "90s"]), Duration::from_secs(90));
+        assert_eq!(given(&["--webhook-retry-for", "2m"]), Duration::from_secs(120), "the old flag is an alias");
+        let minutes = |n: u64| Duration::from_secs(60 * n);
+        let legacy = |value: &str| Some(OsString::from(value));
+        assert_eq!(delivery_timeout(None, None).unwrap(), minutes(10));
+        assert_eq!(delivery_timeout(None, legacy("3m")).unwrap(), minutes(3), "the old variable alone");
+        assert_eq!(delivery_timeout(Some(minutes(5)), legacy("3m")).unwrap(), minutes(5), "the new one wins");
+        assert_eq!(delivery_timeout(Some(minutes(5)), legacy("soon")).unwrap(), minutes(5), "and is all that is read");
+        let error = delivery_timeout(None, legacy("soon")).unwrap_err().to_string();
+        assert!(error.contains("CALLREC_WEBHOOK_RETRY_FOR") && error.contains("--delivery-timeout"), "{error}");
+    }
+
+    #[test]
+    fn the_webhook_secret_comes_from_a_flag_or_a_file_and_never_prints() {
+        let config = parse(&["--webhook-secret", "whsec-flag-value"]).unwrap();
+        assert_eq!(config.webhook_secret.as_ref().map(Secret::expose), Some("whsec-flag-value"));
+        assert!(!format!("{config:?}").contains("whsec-flag-value"));
+
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, b"  whsec-file-value \nsecond line\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        let config = parse(&["--webhook-secret-file", path]).unwrap();
+        assert_eq!(config.webhook_secret.as_ref().map(Secret::expose), Some("whsec-file-value"));
+        assert!(!format!("{config:?}").contains("whsec-file-value"));
+
+        let cli = Cli::try_parse_from(["callrec", "run", "--ari-password", "pw", "--webhook-secret", "whsec-args"]);
+        assert!(!format!("{cli:?}").contains("whsec-args"), "not even the parsed arguments show it");
+        let error = parse(&["--webhook-secret", "whsec-conflict", "--webhook-secret-file", path]).unwrap_err();
+        assert!(!error.contains("whsec-conflict") && !error.contains("whsec-file-value"), "{error}");
     }
 
     #[test]

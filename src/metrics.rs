@@ -95,6 +95,10 @@ metrics! {
     deliveries_directory,
     /// Webhook attempts that failed and were retried.
     delivery_retries,
+    /// Deliveries (recordings and post-call summaries) a webhook refused for
+    /// good: a 4xx other than 408 and 429, or a redirect. Not retried; each
+    /// went to the output directory instead.
+    delivery_permanent_failures,
     /// Recordings the webhook never took; saved to the output directory instead.
     deliveries_fallback,
     /// Recordings that could not be stored anywhere.

@@ -39,15 +39,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let mut media_task = tokio::spawn(receiver.run());
 
     let directory = Directory::new(&config.output_dir);
-    let targets = Targets::new(
-        config
-            .targets
-            .iter()
-            .map(|(name, url)| (name.clone(), Target::Webhook(Webhook::new(url.clone(), config.webhook_retry_for))))
-            .collect(),
-    );
+    let webhook = |url: &url::Url| Webhook::new(url.clone(), config.delivery_timeout, config.webhook_secret.clone());
+    let targets =
+        Targets::new(config.targets.iter().map(|(name, url)| (name.clone(), Target::Webhook(webhook(url)))).collect());
     for (name, target) in targets.iter() {
-        info!(target = name, to = %target, fallback = %directory, "delivery target");
+        info!(
+            target = name, to = %target, fallback = %directory, delivery_timeout = ?config.delivery_timeout,
+            signed = config.webhook_secret.is_some(), "delivery target"
+        );
     }
     if targets.get(DEFAULT_TARGET).is_none() {
         info!(directory = %directory, "no webhook set: recordings without a target go to the output directory");
@@ -110,8 +109,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), stop_rx.clone());
     let resend_task = spool_dir_used.then(|| tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY)));
     let post_call = config.post_call_url.clone().map(|url| {
-        let webhook = Webhook::new(url, config.webhook_retry_for);
-        info!(%webhook, "post-call summaries go to the webhook");
+        let webhook = webhook(&url);
+        info!(%webhook, signed = config.webhook_secret.is_some(), "post-call summaries go to the webhook");
         PostCall::new(webhook, directory.clone(), metrics.clone(), stop_rx.clone())
     });
     let recorder = Recorder::new(RecorderParts {

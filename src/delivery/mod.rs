@@ -2,15 +2,23 @@
 //! storage webhook, or to the output directory when no webhook is configured
 //! or the webhook never took it — or, with a spool, into the spool to be
 //! re-sent until the webhook takes it. A recording is never dropped
-//! silently, and leaves memory once delivered.
+//! silently, and leaves memory once delivered. `target` picks where it goes;
+//! `webhook` sends (the body from `multipart`, signed by `webhook_signature`,
+//! retried by `retry`'s policy with the shared backoff); `spool` keeps what
+//! was not taken in time; `directory` is the fallback (both written by
+//! `durable`); `post_call` follows calls to their summary.
 
 pub mod directory;
 pub mod durable;
+mod excerpt;
 pub mod metadata;
+pub mod multipart;
 pub mod post_call;
+pub mod retry;
 pub mod spool;
 pub mod target;
 pub mod webhook;
+pub mod webhook_signature;
 
 use std::sync::Arc;
 use std::time::Duration;

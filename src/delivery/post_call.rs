@@ -3,9 +3,10 @@
 //! failed for good, one JSON document tells the flow's owner what happened
 //! (`--post-call-url`), so that it can rely on the recordings being there.
 //! `CallLedger` keeps, per call, what is known until then (sans-IO, bounded);
-//! `PostCall` sends the summary by the recordings' rules: retried for
-//! `--webhook-retry-for`, then written to the output directory as
-//! `<channel_id>.post-call.json`.
+//! `PostCall` sends the summary by the recordings' rules (retried within
+//! `--delivery-timeout`, signed with the webhook secret, under the
+//! idempotency key `post-call-<channel_id>`), then writes it to the output
+//! directory as `<channel_id>.post-call.json` if the webhook never took it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -192,8 +193,8 @@ impl PostCall {
     pub async fn send(&self, summary: PostCallSummary) {
         let channel = summary.channel.id.clone();
         let json = Bytes::from(serde_json::to_vec_pretty(&summary).expect("the summary serializes"));
-        let what = format!("post-call summary of {channel}");
-        match self.webhook.send_json(&what, &json, &self.metrics, self.shutdown.clone()).await {
+        let key = idempotency_key(&channel);
+        match self.webhook.send_json(&key, &json, &self.metrics, self.shutdown.clone()).await {
             Ok(attempts) => {
                 self.metrics.post_call_delivered.inc();
                 info!(%channel, recordings = summary.recordings.len(), attempts, webhook = %self.webhook, "post-call summary delivered");
@@ -216,6 +217,11 @@ impl PostCall {
             }
         }
     }
+}
+
+/// The key a receiver de-duplicates a call's summary by: one per call.
+pub fn idempotency_key(channel_id: &str) -> String {
+    format!("post-call-{channel_id}")
 }
 
 /// A channel id as a file name: Asterisk's ids are `1764000000.42` or a
@@ -308,6 +314,11 @@ mod tests {
         assert_eq!(given_up.as_deref(), Some("c0"));
         assert!(ledger.follows("newest") && !ledger.follows("c0"));
         assert_eq!(ledger.awaiting_hangup().len(), MAX_CALLS);
+    }
+
+    #[test]
+    fn a_summary_is_keyed_by_its_call() {
+        assert_eq!(idempotency_key("1764000000.42"), "post-call-1764000000.42");
     }
 
     #[test]

@@ -113,7 +113,7 @@ mod tests {
     use super::*;
 
     fn webhook(url: &str) -> Target {
-        Target::Webhook(Webhook::new(url.parse().unwrap(), Duration::from_secs(1)))
+        Target::Webhook(Webhook::new(url.parse().unwrap(), Duration::from_secs(1), None))
     }
 
     fn picked(targets: &Targets, to: Option<&str>) -> (&'static str, String) {

@@ -1,25 +1,39 @@
-//! The storage webhook: each recording is POSTed as `multipart/form-data` with
-//! a `metadata` part (application/json) and an `audio` part (`<name>.ul`,
-//! audio/basic, or `<name>.wav`, audio/wav). A 2xx answer is success; anything else is retried with
-//! backoff for the configured time. The post-call webhook takes a JSON
-//! document by the same rules. The URL may carry a token, so logs name only
-//! its scheme, host and port.
+//! Delivery to a webhook, once a recording is finished: each recording is
+//! POSTed as `multipart/form-data` (the bytes come from `multipart`), a
+//! post-call summary as JSON. Every attempt carries `Idempotency-Key` and,
+//! with a secret, a fresh `Callrec-Signature` (`webhook_signature`). What
+//! follows an answer is `retry`'s policy: 2xx is delivered; 408, 429, 5xx,
+//! timeouts and connection errors are retried after a jittered backoff or
+//! the server's `Retry-After`, within the delivery budget; anything else is
+//! refused for good and not retried. The URL may carry a token, so logs
+//! name only its scheme, host and port.
 
 use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::multipart::{Form, Part};
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{error, warn};
 use url::Url;
 
+use super::excerpt::Redactions;
+use super::multipart::MultipartBody;
+use super::retry::{classify, next_attempt, parse_retry_after, Budget, Next, Verdict};
+use super::webhook_signature::{self, signature_header};
 use super::FinishedRecording;
 use crate::backoff::Backoff;
+use crate::config::Secret;
 use crate::metrics::Metrics;
 
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The header that lets a receiver take a repeated delivery only once.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// The first wait between attempts, and the longest the backoff grows to.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
 /// Once callrec is stopping, how much longer an attempt under way may take
 /// before the recording goes to the output directory instead: well inside
 /// the shutdown grace period, so a hanging webhook cannot lose it.
@@ -29,8 +43,12 @@ const STOPPING_ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
 pub struct Webhook {
     client: reqwest::Client,
     url: Arc<Url>,
-    /// How long failed attempts are retried before giving up.
-    retry_for: Duration,
+    /// How long one delivery may take in all, attempts and waits included.
+    budget: Duration,
+    /// Signs every attempt, when set.
+    secret: Option<Secret>,
+    /// What a refusal's body excerpt must never show.
+    redactions: Arc<Redactions>,
     /// How long an attempt under way may go on once callrec is stopping.
     stopping_limit: Duration,
 }
@@ -41,6 +59,9 @@ pub struct DeliveryFailure {
     pub attempts: u32,
     pub elapsed: Duration,
     pub last_error: String,
+    /// Refused for good (a 4xx other than 408 and 429, or a redirect): no
+    /// attempt was made after that answer.
+    pub permanent: bool,
 }
 
 impl fmt::Display for DeliveryFailure {
@@ -56,65 +77,97 @@ impl fmt::Display for DeliveryFailure {
 }
 
 impl Webhook {
-    pub fn new(url: Url, retry_for: Duration) -> Self {
+    /// `budget` bounds each delivery; with `secret`, every attempt is signed.
+    pub fn new(url: Url, budget: Duration, secret: Option<Secret>) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
+            // A redirected POST may come back as a GET answered 200 with
+            // nothing stored: a redirect is an answer of its own.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("callrec/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds with static settings");
-        Webhook { client, url: Arc::new(url), retry_for, stopping_limit: STOPPING_ATTEMPT_LIMIT }
+        let redactions = Arc::new(Redactions::new(&url, secret.as_ref().map(Secret::expose)));
+        Webhook { client, url: Arc::new(url), budget, secret, redactions, stopping_limit: STOPPING_ATTEMPT_LIMIT }
     }
 
-    /// POSTs until a 2xx answer or until the retry time is used up (or
-    /// shutdown); returns the number of attempts it took.
+    /// POSTs `recording` until a 2xx answer, a refusal for good, the end of
+    /// the budget or shutdown; returns the number of attempts it took.
     pub async fn send(
         &self,
         recording: &FinishedRecording,
         metrics: &Metrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<u32, DeliveryFailure> {
-        self.send_payload(Payload::Recording(recording), metrics, shutdown).await
+        let id = recording.metadata.recording_id.to_string();
+        let body = MultipartBody::new(recording);
+        let request = Outgoing::new(format!("recording {id}"), &id, body.content_type(), body.into_pieces());
+        self.deliver(&request, metrics, shutdown).await
     }
 
-    /// POSTs a JSON document (about `what`, for the logs) by the same rules.
+    /// POSTs a JSON document by the same rules, under `idempotency_key`
+    /// (which also names it in the logs).
     pub async fn send_json(
         &self,
-        what: &str,
-        json: &bytes::Bytes,
+        idempotency_key: &str,
+        json: &Bytes,
         metrics: &Metrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<u32, DeliveryFailure> {
-        self.send_payload(Payload::Json { what, json }, metrics, shutdown).await
+        let request =
+            Outgoing::new(idempotency_key.to_string(), idempotency_key, "application/json".into(), vec![json.clone()]);
+        self.deliver(&request, metrics, shutdown).await
     }
 
-    async fn send_payload(
+    async fn deliver(
         &self,
-        payload: Payload<'_>,
+        request: &Outgoing,
         metrics: &Metrics,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<u32, DeliveryFailure> {
         let started = Instant::now();
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let budget = Budget::start(self.budget, started);
+        let mut backoff = Backoff::new(FIRST_RETRY, LONGEST_BACKOFF).with_jitter();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let last_error = match self.attempt_while_running(&payload, &mut shutdown).await {
-                Ok(()) => return Ok(attempts),
-                Err(error) => error,
+            let timeout = budget.attempt_timeout(Instant::now());
+            let (error, retry_after) = match self.attempt_while_running(request, timeout, &mut shutdown).await {
+                Answer::Delivered => return Ok(attempts),
+                Answer::Refused { status, excerpt } => {
+                    metrics.delivery_permanent_failures.inc();
+                    error!(
+                        of = %request.label, webhook = %self, attempt = attempts, status = status.as_u16(),
+                        body = %excerpt, "webhook refused the delivery for good; no more attempts"
+                    );
+                    let last_error = format!("HTTP {status}, refused for good");
+                    return Err(DeliveryFailure { attempts, elapsed: started.elapsed(), last_error, permanent: true });
+                }
+                Answer::Failed { error, retry_after } => (error, retry_after),
             };
-            let elapsed = started.elapsed();
-            if elapsed >= self.retry_for || *shutdown.borrow() {
-                return Err(DeliveryFailure { attempts, elapsed, last_error });
+            let give_up =
+                |last_error| DeliveryFailure { attempts, elapsed: started.elapsed(), last_error, permanent: false };
+            if *shutdown.borrow() {
+                return Err(give_up(error));
             }
-            let delay = backoff.next_delay();
+            let wait = match next_attempt(backoff.next_delay(), retry_after, budget.remaining(Instant::now())) {
+                Next::RetryIn(wait) => wait,
+                Next::GiveUp => {
+                    return Err(give_up(match retry_after {
+                        Some(asked) => {
+                            format!("{error}; Retry-After {} s is past the delivery budget", asked.as_secs())
+                        }
+                        None => error,
+                    }))
+                }
+            };
             metrics.delivery_retries.inc();
             warn!(
-                of = %payload, webhook = %self, attempt = attempts,
-                error = %last_error, retry_in = ?delay, "webhook delivery failed; retrying"
+                of = %request.label, webhook = %self, attempt = attempts,
+                error = %error, retry_in = ?wait, "webhook delivery failed; retrying"
             );
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stopping(&mut shutdown) => {}
             }
         }
@@ -123,35 +176,63 @@ impl Webhook {
     /// One attempt, cut short `stopping_limit` after callrec starts stopping.
     async fn attempt_while_running(
         &self,
-        payload: &Payload<'_>,
+        request: &Outgoing,
+        timeout: Duration,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), String> {
-        let attempt = self.attempt(payload);
+    ) -> Answer {
+        let attempt = self.attempt(request, timeout);
         tokio::pin!(attempt);
         tokio::select! {
-            result = &mut attempt => return result,
+            answer = &mut attempt => return answer,
             _ = stopping(shutdown) => {}
         }
-        tokio::time::timeout(self.stopping_limit, attempt)
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {:?} of callrec stopping", self.stopping_limit)))
+        tokio::time::timeout(self.stopping_limit, attempt).await.unwrap_or_else(|_| Answer::Failed {
+            error: format!("no answer within {:?} of callrec stopping", self.stopping_limit),
+            retry_after: None,
+        })
     }
 
-    async fn attempt(&self, payload: &Payload<'_>) -> Result<(), String> {
-        let request = self.client.post(self.url.as_ref().clone());
-        let request = match payload {
-            Payload::Recording(recording) => request.multipart(form(recording)),
-            Payload::Json { json, .. } => {
-                request.header(reqwest::header::CONTENT_TYPE, "application/json").body((*json).clone())
-            }
-        };
-        let response = request.send().await.map_err(|error| describe(&error.without_url()))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("HTTP {status}"))
+    /// One POST of the whole body, signed at the time it is made.
+    async fn attempt(&self, request: &Outgoing, timeout: Duration) -> Answer {
+        let mut builder = self
+            .client
+            .post(self.url.as_ref().clone())
+            .timeout(timeout)
+            .header(CONTENT_TYPE, &request.content_type)
+            .header(CONTENT_LENGTH, request.len())
+            .header(IDEMPOTENCY_KEY, request.idempotency_key.clone());
+        if let Some(secret) = &self.secret {
+            builder = builder.header(webhook_signature::HEADER, signature_header(secret, unix_now(), &request.pieces));
         }
+        let response = match builder.body(request.body()).send().await {
+            Ok(response) => response,
+            Err(error) => return Answer::Failed { error: describe(&error.without_url()), retry_after: None },
+        };
+        let status = response.status();
+        match classify(status) {
+            Verdict::Delivered => Answer::Delivered,
+            Verdict::Retry => {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| parse_retry_after(value, SystemTime::now()));
+                Answer::Failed { error: format!("HTTP {status}"), retry_after }
+            }
+            Verdict::Permanent => Answer::Refused { status, excerpt: self.excerpt(response).await },
+        }
+    }
+
+    /// The start of a refusal's body, for the log.
+    async fn excerpt(&self, mut response: reqwest::Response) -> String {
+        let mut body = Vec::new();
+        while body.len() < self.redactions.read_limit() {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.redactions.excerpt(&body)
     }
 }
 
@@ -165,19 +246,54 @@ impl fmt::Display for Webhook {
     }
 }
 
-/// What a webhook is sent.
-enum Payload<'a> {
-    Recording(&'a FinishedRecording),
-    Json { what: &'a str, json: &'a bytes::Bytes },
+/// One delivery's request, the same on every attempt but for its signature.
+struct Outgoing {
+    /// What it is, for the logs: `recording <id>`, or the key of a document.
+    label: String,
+    idempotency_key: HeaderValue,
+    content_type: String,
+    /// The body, sent back to back: exactly the bytes that are signed.
+    pieces: Vec<Bytes>,
 }
 
-impl fmt::Display for Payload<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Payload::Recording(recording) => write!(f, "recording {}", recording.metadata.recording_id),
-            Payload::Json { what, .. } => f.write_str(what),
-        }
+impl Outgoing {
+    fn new(label: String, idempotency_key: &str, content_type: String, pieces: Vec<Bytes>) -> Self {
+        Outgoing { label, idempotency_key: header_value(idempotency_key), content_type, pieces }
     }
+
+    fn len(&self) -> usize {
+        self.pieces.iter().map(Bytes::len).sum()
+    }
+
+    fn body(&self) -> reqwest::Body {
+        let pieces = self.pieces.clone().into_iter().map(Ok::<_, std::convert::Infallible>);
+        reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+    }
+}
+
+/// What came of one attempt.
+enum Answer {
+    Delivered,
+    /// Worth another attempt, after `retry_after` if the server said.
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Refused for good, with the start of what the webhook said.
+    Refused {
+        status: StatusCode,
+        excerpt: String,
+    },
+}
+
+/// Text as a header value; anything a header cannot carry becomes `_`.
+fn header_value(text: &str) -> HeaderValue {
+    let safe: String = text.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
+    HeaderValue::from_str(&safe).expect("visible ASCII is a valid header value")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs())
 }
 
 /// Completes once callrec is stopping; never if it cannot tell.
@@ -185,17 +301,6 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stopping| *stopping).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// The multipart body: `metadata` then `audio`.
-pub fn form(recording: &FinishedRecording) -> Form {
-    let metadata = serde_json::to_string(&recording.metadata).expect("metadata serializes");
-    let metadata = Part::text(metadata).mime_str("application/json").expect("a valid MIME type");
-    let audio = Part::stream_with_length(recording.audio.clone(), recording.audio.len() as u64)
-        .file_name(format!("{}.{}", recording.metadata.name, recording.format.extension()))
-        .mime_str(recording.format.content_type())
-        .expect("a valid MIME type");
-    Form::new().part("metadata", metadata).part("audio", audio)
 }
 
 /// A reqwest error with its causes ("connection refused" rather than "error
@@ -212,48 +317,4 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_hides_path_query_and_credentials() {
-        let webhook = Webhook::new(
-            "https://user:secret@store.example:8443/hook/TOKEN?key=SECRET".parse().unwrap(),
-            Duration::from_secs(60),
-        );
-        assert_eq!(webhook.to_string(), "https://store.example:8443");
-    }
-
-    #[tokio::test]
-    async fn a_hanging_webhook_gives_the_recording_up_soon_after_shutdown() {
-        // A webhook that takes the connection and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap()).parse().unwrap();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((connection, _)) = listener.accept().await {
-                held.push(connection);
-            }
-        });
-        let mut webhook = Webhook::new(url, Duration::from_secs(60));
-        webhook.stopping_limit = Duration::from_millis(200);
-        let (stop, shutdown) = watch::channel(false);
-        let recording = FinishedRecording {
-            metadata: crate::delivery::metadata::tests::sample(),
-            audio: bytes::Bytes::from_static(&[0xFF; 160]),
-            format: crate::recording::encode::AudioFormat::Ulaw,
-        };
-        let sending = tokio::spawn(async move { webhook.send(&recording, &Metrics::default(), shutdown).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let stopped = Instant::now();
-        stop.send(true).unwrap();
-        let failure = tokio::time::timeout(Duration::from_secs(5), sending)
-            .await
-            .expect("the attempt is cut short, not left to its 60 s timeout")
-            .unwrap()
-            .unwrap_err();
-        assert!(stopped.elapsed() >= Duration::from_millis(200), "the attempt had its chance");
-        assert_eq!(failure.attempts, 1);
-        assert!(failure.last_error.contains("callrec stopping"), "{failure}");
-    }
-}
+mod tests;
