@@ -474,3 +474,69 @@ async fn a_failed_task_stops_callrec_non_zero_after_delivering_what_it_held() {
     call.finish().await;
     assert_nothing_left().await;
 }
+
+/// callrec killed outright (SIGKILL) while it records: the call goes on
+/// untouched, and the next callrec removes the dead one's snoop,
+/// externalMedia channel and bridge.
+#[tokio::test]
+async fn a_callrec_killed_mid_recording_leaves_the_call_alone_and_the_next_one_cleans_up() {
+    let _lab = lab::take().await;
+    let mut first = Callrec::start(Options::default()).await;
+    let tag = lab::tag("killed");
+    let call = Caller::new("entire", &tag).hang_up_after(Duration::from_millis(6000)).place();
+    first.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    first.kill().await;
+    let left: Vec<String> = lab::channel_names().await;
+    println!("injected: SIGKILL mid-recording; on Asterisk then: {left:?}");
+
+    let webhook = Webhook::start().await;
+    let mut second = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    second.wait_for_log("removing leftover recording resources", Duration::from_secs(10)).await;
+    let remaining = lab::channel_names().await;
+    assert!(remaining.iter().all(|name| name.starts_with("PJSIP/")), "only the call is left: {remaining:?}");
+    assert_eq!(remaining.len(), 1, "the call itself still runs: {remaining:?}");
+    call.finish().await; // hangs up on its own schedule: never interrupted
+    mark(&tag, "prompted").await;
+    assert_nothing_left().await;
+    let log = second.stop().await;
+    println!("came out: the call ran to its own hangup; the second callrec removed the leftovers");
+    assert!(webhook.deliveries().is_empty(), "the second callrec invents no recording");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// Asterisk restarted under a running recording: the recording is delivered
+/// with what was captured and ends as `hangup` where its audio stopped; callrec
+/// reconnects and records the next call; nothing of callrec's is left.
+#[tokio::test]
+async fn an_asterisk_restart_mid_recording_delivers_what_was_captured_and_recording_goes_on() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let call = Caller::new("entire", &lab::tag("restart")).hang_up_after(Duration::from_millis(8000)).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let restarted_at = lab::now_ms();
+    let mut restart = tokio::process::Command::new("docker");
+    let status = restart.args(["restart", "-t", "1", "callrec-asterisk"]).stdout(std::process::Stdio::null()).status();
+    assert!(status.await.unwrap().success(), "docker restart");
+    drop(call); // its PBX is gone: the caller's sipp is of no more use
+    let deliveries = webhook.wait_for(1, Duration::from_secs(40)).await;
+    let meta = assert_well_formed(&deliveries[0], "call_recording", "hangup");
+    let ended_at = epoch_ms(meta["ended_at"].as_str().unwrap());
+    println!(
+        "injected: docker restart of Asterisk at {restarted_at}; came out: the recording ended at {ended_at} ({} ms), {}",
+        meta["duration_ms"], meta["end_reason"]
+    );
+    assert!((ended_at - restarted_at).abs() <= 1500, "ends where the audio stopped: {ended_at} vs {restarted_at}");
+    assert_onset_complete(&deliveries[0].audio);
+
+    // callrec is back with the new Asterisk and records the next call.
+    callrec.wait_for_count("ARI event WebSocket connected", 2, Duration::from_secs(60)).await;
+    let tag = lab::tag("partial");
+    Caller::new("partial", &tag).place().finish().await;
+    let deliveries = webhook.wait_for(2, Duration::from_secs(10)).await;
+    assert_well_formed(&deliveries[1], "partial", "stop");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
