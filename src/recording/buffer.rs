@@ -378,7 +378,9 @@ impl StreamBuffer {
         }
         self.audio.resize(total_samples as usize, SILENCE);
         let open: u64 = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
-        let missing_samples = (self.settled_missing + open).min(total_samples);
+        // Settled gaps are cut off with the audio past the end too.
+        let cut_off: u64 = self.settled.iter().map(|gap| gap.end - total_samples.clamp(gap.start, gap.end)).sum();
+        let missing_samples = (self.settled_missing.saturating_sub(cut_off) + open).min(total_samples);
         let missing = self
             .settled
             .into_iter()
@@ -570,6 +572,20 @@ mod tests {
         place(&mut buffer, 0, 5);
         let audio = buffer.finish(2 * FRAME as u64);
         assert_eq!(audio.missing_samples, FRAME as u64);
+    }
+
+    #[test]
+    fn a_settled_gap_cut_off_at_the_end_is_not_counted_past_it() {
+        let mut buffer = buffer();
+        place(&mut buffer, 0, 0);
+        // A gap of 160..2000, then one up to 20_000 that settles the first.
+        buffer.place(SSRC, 1, 2000, &frame(1), 2000);
+        buffer.place(SSRC + 1, 2, 0, &frame(2), 20_000);
+        assert_eq!(buffer.settled, vec![160..2000]);
+        // The recording ends inside the settled gap.
+        let audio = buffer.finish(1000);
+        assert_eq!(audio.missing, vec![160..1000]);
+        assert_eq!(audio.missing_samples, 840);
     }
 
     #[test]
