@@ -162,10 +162,6 @@ mod properties {
 
     use super::*;
 
-    fn config() -> ProptestConfig {
-        ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
-    }
-
     /// Any bytes, and as often bytes that claim version 2, so that the
     /// header flags (CSRC count, extension, padding) are exercised rather
     /// than most datagrams stopping at the version check.
@@ -191,7 +187,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(crate::proptest_config(256))]
 
         /// Arbitrary datagrams never panic the parser; what parses has a
         /// payload that is the sub-slice of the datagram between the header

@@ -786,17 +786,6 @@ mod properties {
 
     use super::*;
 
-    /// Each case places up to a few hundred packets, and every placement is
-    /// checked: fewer cases than elsewhere keep the debug-build run short.
-    fn config() -> ProptestConfig {
-        ProptestConfig {
-            cases: 128,
-            failure_persistence: None,
-            rng_algorithm: prop::test_runner::RngAlgorithm::XorShift,
-            ..ProptestConfig::default()
-        }
-    }
-
     /// Deliveries carry their index as their bytes: at most this many, so
     /// that none is `SILENCE`.
     const MAX_DELIVERIES: usize = SILENCE as usize;
@@ -1089,7 +1078,9 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(config())]
+        // Each case places up to a few hundred packets, and every placement is
+        // checked: fewer cases than elsewhere keep the debug-build run short.
+        #![proptest_config(crate::proptest_config(128))]
 
         /// A stream as a bad network delivers it: never a panic, no sample
         /// written twice, the finished track as long as asked, its silence
