@@ -409,7 +409,10 @@ mod properties {
                 3 => prop::sample::select(&KNOWN[..]).prop_map(str::to_string),
                 1 => "[A-Z][A-Za-z]{0,20}",
             ],
-            fields in prop::collection::vec((key(), prop_oneof![any_json(), channel().prop_map(|(channel, _)| channel)]), 0..8),
+            fields in prop::collection::vec(
+                (key(), prop_oneof![any_json(), channel().prop_map(|(channel, _)| channel)]),
+                0..8,
+            ),
             at in any::<prop::sample::Index>(),
         ) {
             let fields: Map<String, Value> = fields.into_iter().collect();
