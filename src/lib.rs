@@ -26,3 +26,15 @@ pub mod resources;
 pub mod service;
 pub mod session;
 pub mod ulaw;
+
+/// What every property test runs with: `cases` cases, a generator that is
+/// quick in a debug build, and no regression files written anywhere.
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..proptest::test_runner::Config::default()
+    }
+}

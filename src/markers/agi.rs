@@ -256,3 +256,141 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::markers::options::properties::{defaults, defaults_and_options, option_text, render, style, text};
+    use crate::markers::stasis::properties::{check_marker, command, valid_name};
+    use crate::markers::DEFAULT_NAME;
+
+    /// A line as Asterisk, or anything else on the port, might send it.
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            6 => agi_line(),
+            1 => Just(Vec::new()),
+            1 => prop::collection::vec(any::<u8>(), 0..200),
+            1 => prop::collection::vec(any::<u8>(), MAX_LINE - 2..MAX_LINE + 2),
+        ]
+    }
+
+    /// An `agi_name: value` line, of a name callrec reads or another.
+    fn agi_line() -> impl Strategy<Value = Vec<u8>> {
+        let key = prop_oneof![
+            prop::sample::select(
+                &["uniqueid", "channel", "network_script", "arg_1", "arg_2", "arg_3", "arg_0", "arg_x", "request"][..]
+            )
+            .prop_map(str::to_string),
+            "[a-z_0-9]{0,10}",
+        ];
+        let value = prop_oneof![text(40), script(), valid_name(), option_text()];
+        (key, prop::sample::select(&[": ", ":", " : "][..]), value)
+            .prop_map(|(key, colon, value)| format!("agi_{key}{colon}{value}").into_bytes())
+    }
+
+    /// The script part of an AGI URL: a marker and a query of options.
+    fn script() -> impl Strategy<Value = String> {
+        let name = prop_oneof![valid_name(), text(10)].prop_map(|name| format!("name={name}&"));
+        (
+            prop::sample::select(&["start", "/start", "start", "stop", "pause", "resume", ""][..]),
+            prop::option::of(name),
+            option_text(),
+        )
+            .prop_map(|(path, name, query)| format!("{path}?{}{query}", name.unwrap_or_default()))
+    }
+
+    /// An environment block: the lines that matter, with other `agi_`
+    /// lines among them, ended or not.
+    fn block() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let arguments = prop::collection::vec(prop_oneof![valid_name(), option_text(), text(20)], 0..3);
+        (script(), arguments, prop::collection::vec((any::<prop::sample::Index>(), agi_line()), 0..3), any::<bool>())
+            .prop_map(|(script, arguments, others, ended)| {
+                let mut lines = vec![format!("agi_network_script: {script}"), "agi_uniqueid: 1764000000.1".into()];
+                lines.extend(arguments.iter().enumerate().map(|(i, arg)| format!("agi_arg_{}: {arg}", i + 1)));
+                let mut lines: Vec<Vec<u8>> = lines.into_iter().map(String::into_bytes).collect();
+                for (at, line) in others {
+                    lines.insert(at.index(lines.len() + 1), line);
+                }
+                if ended {
+                    lines.push(Vec::new());
+                }
+                lines
+            })
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        /// Any lines never panic the environment reader; a block it accepts
+        /// names a channel; the marker read from whatever was fed never
+        /// panics, and a start marker from it has a valid name and sound
+        /// options.
+        #[test]
+        fn whatever_is_fed_is_read_soundly(
+            defaults in defaults(),
+            lines in prop_oneof![3 => block(), 1 => prop::collection::vec(line(), 0..12)],
+        ) {
+            let mut env = Environment::default();
+            for line in &lines {
+                match env.feed(line) {
+                    Ok(true) => {
+                        prop_assert!(!env.uniqueid.is_empty(), "a block without a channel");
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+            check_marker(&env.marker(&defaults), &defaults)?;
+        }
+
+        /// A marker written as an AGI URL's query, or as AGI arguments,
+        /// reads back as the same marker.
+        #[test]
+        fn rendered_markers_read_back(
+            (defaults, options) in defaults_and_options(),
+            style in style(),
+            name in prop::option::of(valid_name()),
+            other in command(),
+            is_start in any::<bool>(),
+            as_arguments in any::<bool>(),
+            slash in any::<bool>(),
+        ) {
+            let slash = if slash { "/" } else { "" };
+            let (command, script, args) = if !is_start {
+                (other.0, format!("{slash}{}", other.1.trim().to_ascii_lowercase()), Vec::new())
+            } else {
+                let command = MarkerCommand::Start { name: name.clone().unwrap_or(DEFAULT_NAME.to_string()), options };
+                let text = render(&options, &defaults, &style);
+                if as_arguments {
+                    (command, format!("{slash}start"), vec![name.unwrap_or_default(), text])
+                } else {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    if let Some(name) = &name {
+                        query.append_pair("name", name);
+                    }
+                    for pair in text.split('&').filter(|pair| !pair.trim().is_empty()) {
+                        let (key, value) = pair.split_once('=').expect("rendered pairs have a value");
+                        query.append_pair(key.trim(), value.trim());
+                    }
+                    (command, format!("{slash}start?{}", query.finish()), Vec::new())
+                }
+            };
+            let mut lines = vec![
+                "agi_network: yes".to_string(),
+                format!("agi_network_script: {script}"),
+                "agi_channel: PJSIP/lab-00000001".to_string(),
+                "agi_uniqueid: 1764000000.42".to_string(),
+            ];
+            lines.extend(args.iter().enumerate().map(|(i, arg)| format!("agi_arg_{}: {arg}", i + 1)));
+            let mut env = Environment::default();
+            for line in &lines {
+                prop_assert_eq!(env.feed(line.as_bytes()), Ok(false), "{}", line);
+            }
+            prop_assert_eq!(env.feed(b""), Ok(true));
+            prop_assert_eq!(env.marker(&defaults), Ok(command), "{:?}", lines);
+        }
+    }
+}

@@ -299,3 +299,253 @@ mod tests {
         assert_eq!(defaults().parse("channels=stereo").unwrap().tracks(), &[Track::Caller, Track::Callee]);
     }
 }
+
+/// Property tests, and what the other marker transports' property tests
+/// share: valid option sets, a renderer back to `OPTIONS` text, and the
+/// invariants whatever parses must satisfy.
+#[cfg(test)]
+pub(crate) mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any text of up to `max` characters (cheaper to draw than a regex).
+    pub(crate) fn text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<char>(), 0..=max).prop_map(String::from_iter)
+    }
+
+    /// A duration of at most `ceiling` (and at least `floor`), as often
+    /// whole seconds or minutes as not.
+    fn duration(floor: Duration, ceiling: Duration) -> impl Strategy<Value = Duration> {
+        let (floor, ceiling) = (floor.as_nanos() as u64, ceiling.as_nanos() as u64);
+        (floor..=ceiling, prop::sample::select(&[1u64, 1_000_000, 1_000_000_000, 60_000_000_000][..])).prop_map(
+            move |(nanos, unit)| {
+                let rounded = nanos / unit * unit;
+                Duration::from_nanos(if rounded >= floor { rounded } else { nanos })
+            },
+        )
+    }
+
+    /// Defaults as `callrec run` may be started with: a ceiling of up to
+    /// `LONGEST`, a minimum below it, stereo only as WAV.
+    pub(crate) fn defaults() -> impl Strategy<Value = RecordingOptions> {
+        (any::<bool>(), any::<bool>(), any::<bool>(), duration(Duration::from_nanos(1), LONGEST))
+            .prop_flat_map(|(stereo, wav, skip, max)| {
+                (duration(Duration::ZERO, max - Duration::from_nanos(1)), Just((stereo, wav, skip, max)))
+            })
+            .prop_map(|(min, (stereo, wav, skip, max))| RecordingOptions {
+                channels: if stereo { Channels::Stereo } else { Channels::Mono },
+                format: if wav || stereo { AudioFormat::Wav } else { AudioFormat::Ulaw },
+                pause: if skip { PauseMode::Skip } else { PauseMode::Silence },
+                max,
+                min,
+                to: None,
+            })
+    }
+
+    /// Defaults, and options a start marker may validly ask for over them.
+    pub(crate) fn defaults_and_options() -> impl Strategy<Value = (RecordingOptions, RecordingOptions)> {
+        defaults().prop_flat_map(|defaults| {
+            (
+                Just(defaults),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                duration(Duration::from_nanos(1), defaults.max),
+            )
+                .prop_flat_map(|(defaults, stereo, wav, skip, max)| {
+                    (Just((defaults, stereo, wav, skip, max)), duration(Duration::ZERO, max - Duration::from_nanos(1)))
+                })
+                .prop_map(|((defaults, stereo, wav, skip, max), min)| {
+                    let options = RecordingOptions {
+                        channels: if stereo { Channels::Stereo } else { Channels::Mono },
+                        format: if wav || stereo { AudioFormat::Wav } else { AudioFormat::Ulaw },
+                        pause: if skip { PauseMode::Skip } else { PauseMode::Silence },
+                        max,
+                        min,
+                        to: None,
+                    };
+                    (defaults, options)
+                })
+        })
+    }
+
+    /// How `render` writes a set of options: which keys it writes even
+    /// when they are the defaults, in which order, in which case, with
+    /// which spacing, and each duration in which form.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Style {
+        always: [bool; 5],
+        order: [usize; 5],
+        upper: [bool; 5],
+        spaced: bool,
+        empty_pairs: bool,
+        humantime: [bool; 2],
+    }
+
+    pub(crate) fn style() -> impl Strategy<Value = Style> {
+        (
+            any::<[bool; 5]>(),
+            Just([0usize, 1, 2, 3, 4]).prop_shuffle(),
+            any::<[bool; 5]>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<[bool; 2]>(),
+        )
+            .prop_map(|(always, order, upper, spaced, empty_pairs, humantime)| {
+                let order = [order[0], order[1], order[2], order[3], order[4]];
+                Style { always, order, upper, spaced, empty_pairs, humantime }
+            })
+    }
+
+    fn render_duration(duration: Duration, humantime: bool) -> String {
+        if humantime {
+            humantime::format_duration(duration).to_string()
+        } else if duration.subsec_nanos() == 0 {
+            format!("{}s", duration.as_secs())
+        } else {
+            format!("{}ns", duration.as_nanos())
+        }
+    }
+
+    /// `options` as the `OPTIONS` text of a start marker over `defaults`:
+    /// every key that differs from the defaults, and others as `style` says.
+    pub(crate) fn render(options: &RecordingOptions, defaults: &RecordingOptions, style: &Style) -> String {
+        // A mono recording without `format` takes the default's; stereo is WAV.
+        let format_needed = options.channels == Channels::Mono && options.format != defaults.format;
+        let pairs = [
+            (
+                "channels",
+                options.channels != defaults.channels,
+                match options.channels {
+                    Channels::Mono => "mono".to_string(),
+                    Channels::Stereo => "stereo".to_string(),
+                },
+            ),
+            (
+                "format",
+                format_needed,
+                match options.format {
+                    AudioFormat::Ulaw => "ul".to_string(),
+                    AudioFormat::Wav => "wav".to_string(),
+                },
+            ),
+            (
+                "pause",
+                options.pause != defaults.pause,
+                match options.pause {
+                    PauseMode::Silence => "silence".to_string(),
+                    PauseMode::Skip => "skip".to_string(),
+                },
+            ),
+            ("max", options.max != defaults.max, render_duration(options.max, style.humantime[0])),
+            ("min", options.min != defaults.min, render_duration(options.min, style.humantime[1])),
+        ];
+        let mut written = Vec::new();
+        for &index in &style.order {
+            let (key, needed, value) = &pairs[index];
+            if *needed || style.always[index] {
+                let key = if style.upper[index] { key.to_ascii_uppercase() } else { key.to_string() };
+                written.push(if style.spaced { format!(" {key} = {value} ") } else { format!("{key}={value}") });
+            }
+            if style.empty_pairs {
+                written.push(String::new());
+            }
+        }
+        written.join("&")
+    }
+
+    /// What every option set that parses over `defaults` satisfies.
+    pub(crate) fn check_sound(options: &RecordingOptions, defaults: &RecordingOptions) -> Result<(), TestCaseError> {
+        prop_assert!(options.min < options.max, "min {:?} not below max {:?}", options.min, options.max);
+        prop_assert!(options.max <= defaults.max, "max {:?} above the ceiling {:?}", options.max, defaults.max);
+        if options.channels == Channels::Stereo {
+            prop_assert_eq!(options.format, AudioFormat::Wav, "a stereo recording that is not WAV");
+        }
+        Ok(())
+    }
+
+    /// Text that is mostly `key=value` pairs, of known keys and values and
+    /// others, so that many parse and the rest fail in every way.
+    pub(crate) fn option_text() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            prop::sample::select(&["channels", "format", "pause", "max", "min", " Max ", "FORMAT", "to", ""][..])
+                .prop_map(str::to_string),
+            text(8),
+        ];
+        let value = prop_oneof![
+            prop::sample::select(
+                &[
+                    "mono", "stereo", "Stereo", "ul", "ulaw", "wav", "silence", "skip", "90s", "10m", "1h 30m", "24h",
+                    "25h", "0s", "1ns", "-1s", "", "=",
+                ][..]
+            )
+            .prop_map(str::to_string),
+            (0u64..100_000, prop::sample::select(&["ns", "ms", "s", "m", "h", "d", ""][..]))
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            text(12),
+        ];
+        let pair = (key, prop::sample::select(&["=", "=", "=", "", " = "][..]), value)
+            .prop_map(|(key, equals, value)| format!("{key}{equals}{value}"));
+        let duration = prop_oneof![
+            (0u64..600, prop::sample::select(&["ms", "s", "m", "min", "h"][..])),
+            (0u64..100_000, prop::sample::select(&["ns", "ms", "s", "m", "h", "d"][..])),
+        ]
+        .prop_map(|(n, unit)| format!("{n}{unit}"));
+        let valid = (
+            prop::sample::select(&["mono", "stereo", "STEREO"][..]),
+            prop::sample::select(&["ul", "ulaw", "wav", "WAV"][..]),
+            prop::sample::select(&["silence", "skip"][..]),
+            duration.clone(),
+            duration,
+            // A min equal to the max, which is refused.
+            prop::bool::weighted(0.2),
+            any::<[bool; 5]>(),
+            Just([0usize, 1, 2, 3, 4]).prop_shuffle(),
+        )
+            .prop_map(|(channels, format, pause, max, min, same, given, order)| {
+                let min = if same { max.clone() } else { min };
+                let pairs = [
+                    format!("channels={channels}"),
+                    format!("format={format}"),
+                    format!("pause={pause}"),
+                    format!("max={max}"),
+                    format!("min={min}"),
+                ];
+                order.into_iter().filter(|&index| given[index]).map(|index| pairs[index].clone()).collect::<Vec<_>>()
+            });
+        prop_oneof![
+            // Known keys with values of the right kind, one sometimes spoilt.
+            3 => (valid, prop::option::weighted(0.2, (any::<prop::sample::Index>(), pair.clone())))
+                .prop_map(|(mut pairs, spoilt)| {
+                    if let Some((at, pair)) = spoilt {
+                        pairs.insert(at.index(pairs.len() + 1), pair);
+                    }
+                    pairs.join("&")
+                }),
+            2 => prop::collection::vec(pair, 0..7).prop_map(|pairs| pairs.join("&")),
+            1 => text(100),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        /// Any text never panics the parser, and what parses satisfies the
+        /// invariants: min below max, max within the defaults' ceiling,
+        /// stereo only as WAV.
+        #[test]
+        fn whatever_parses_is_sound(defaults in defaults(), text in option_text()) {
+            if let Ok(options) = defaults.parse(&text) {
+                check_sound(&options, &defaults)?;
+            }
+        }
+
+        /// A valid option set rendered back to text parses to the same options.
+        #[test]
+        fn rendered_options_parse_back((defaults, options) in defaults_and_options(), style in style()) {
+            let text = render(&options, &defaults, &style);
+            prop_assert_eq!(defaults.parse(&text), Ok(options), "{:?}", text);
+        }
+    }
+}

@@ -106,3 +106,109 @@ mod tests {
         assert!(matches!(parse(&["start", "a b", "colour=red"]), Err(MarkerError::BadOption(_))));
     }
 }
+
+#[cfg(test)]
+pub(crate) mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::markers::options::properties::{
+        check_sound, defaults, defaults_and_options, option_text, render, style, text,
+    };
+
+    /// A name `validate_name` accepts.
+    pub(crate) fn valid_name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}"
+    }
+
+    /// What every marker that parses, or is refused only for its name, satisfies.
+    pub(crate) fn check_marker(
+        result: &Result<MarkerCommand, MarkerError>,
+        defaults: &RecordingOptions,
+    ) -> Result<(), TestCaseError> {
+        match result {
+            Ok(MarkerCommand::Start { name, options }) => {
+                prop_assert_eq!(validate_name(name), Ok(name.clone()));
+                check_sound(options, defaults)?;
+            }
+            Err(MarkerError::BadName { name, options }) => {
+                prop_assert!(validate_name(name).is_err(), "{name:?} refused");
+                check_sound(options, defaults)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A marker, and the same command word as the dialplan may write it.
+    pub(crate) fn command() -> impl Strategy<Value = (MarkerCommand, String)> {
+        let word = |word: &'static str| {
+            (any::<bool>(), any::<bool>()).prop_map(move |(upper, spaced)| {
+                let word = if upper { word.to_ascii_uppercase() } else { word.to_string() };
+                if spaced {
+                    format!(" {word} ")
+                } else {
+                    word
+                }
+            })
+        };
+        prop_oneof![
+            word("stop").prop_map(|word| (MarkerCommand::Stop, word)),
+            word("pause").prop_map(|word| (MarkerCommand::Pause, word)),
+            word("resume").prop_map(|word| (MarkerCommand::Resume, word)),
+        ]
+    }
+
+    /// An argument as the dialplan might pass one.
+    fn argument() -> impl Strategy<Value = String> {
+        prop_oneof![
+            1 => prop::sample::select(&["start", "stop", "pause", "resume", " START ", "", "record"][..])
+                .prop_map(str::to_string),
+            2 => valid_name(),
+            2 => option_text(),
+            1 => text(30),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        /// Any arguments never panic; a start marker that parses has a valid
+        /// name and sound options, and one refused for its name names an
+        /// invalid one and still carries sound options.
+        #[test]
+        fn whatever_parses_is_sound(
+            defaults in defaults(),
+            first in prop_oneof![
+                3 => prop::sample::select(&["start", "Start ", "stop", "pause", "resume"][..]).prop_map(str::to_string),
+                1 => argument(),
+            ],
+            rest in prop::collection::vec(argument(), 0..3),
+        ) {
+            let args: Vec<String> = std::iter::once(first).chain(rest).collect();
+            check_marker(&parse_args(&args, &defaults), &defaults)?;
+        }
+
+        /// A start marker written as `Stasis(callrec,start,NAME,OPTIONS)`
+        /// arguments, and stop/pause/resume, parse back to the same marker.
+        #[test]
+        fn rendered_markers_parse_back(
+            (defaults, options) in defaults_and_options(),
+            style in style(),
+            name in prop::option::of(valid_name()),
+            start in prop::sample::select(&["start", "START", " Start "][..]),
+            other in command(),
+            is_start in any::<bool>(),
+            trailing in 0usize..3,
+        ) {
+            let (command, mut args) = if is_start {
+                let command = MarkerCommand::Start { name: name.clone().unwrap_or(DEFAULT_NAME.to_string()), options };
+                (command, vec![start.to_string(), name.unwrap_or_default(), render(&options, &defaults, &style)])
+            } else {
+                (other.0, vec![other.1])
+            };
+            args.extend(std::iter::repeat_n(String::new(), trailing));
+            prop_assert_eq!(parse_args(&args, &defaults), Ok(command), "{:?}", args);
+        }
+    }
+}

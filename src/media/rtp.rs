@@ -155,3 +155,121 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any bytes, and as often bytes that claim version 2, so that the
+    /// header flags (CSRC count, extension, padding) are exercised rather
+    /// than most datagrams stopping at the version check.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        (prop::collection::vec(any::<u8>(), 0..2000), any::<bool>(), any::<u8>()).prop_map(
+            |(mut bytes, version_2, flags)| {
+                if let (true, Some(first)) = (version_2, bytes.first_mut()) {
+                    *first = 0x80 | (flags & 0x3F);
+                }
+                bytes
+            },
+        )
+    }
+
+    /// Where the payload of `bytes` must start per RFC 3550, if its header fits.
+    fn header_len(bytes: &[u8]) -> Option<usize> {
+        let mut len = FIXED_HEADER_LEN + 4 * usize::from(bytes[0] & 0x0F);
+        if bytes[0] & 0x10 != 0 {
+            let words = bytes.get(len + 2..len + 4)?;
+            len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+        }
+        (len <= bytes.len()).then_some(len)
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+
+        /// Arbitrary datagrams never panic the parser; what parses has a
+        /// payload that is the sub-slice of the datagram between the header
+        /// (fixed part, CSRCs, extension) and the padding, and every refusal
+        /// is the right one.
+        #[test]
+        fn arbitrary_datagrams_parse_to_a_sub_slice_or_the_right_error(bytes in datagram()) {
+            let result = parse(&bytes);
+            if bytes.len() < FIXED_HEADER_LEN {
+                prop_assert_eq!(result, Err(RtpError::TooShort(bytes.len())));
+                return Ok(());
+            }
+            if bytes[0] >> 6 != 2 {
+                prop_assert_eq!(result, Err(RtpError::Version(bytes[0] >> 6)));
+                return Ok(());
+            }
+            let Some(start) = header_len(&bytes) else {
+                prop_assert_eq!(result, Err(RtpError::HeaderOverrun));
+                return Ok(());
+            };
+            let padding = if bytes[0] & 0x20 != 0 { usize::from(bytes[bytes.len() - 1]) } else { 0 };
+            if bytes[0] & 0x20 != 0 && (padding == 0 || padding > bytes.len() - start) {
+                prop_assert_eq!(result, Err(RtpError::BadPadding(padding as u8)));
+                return Ok(());
+            }
+            let packet = result.expect("a well-formed header parses");
+            // A sub-slice of the datagram, found by address, not by value.
+            let offset = packet.payload.as_ptr() as usize - bytes.as_ptr() as usize;
+            prop_assert!(offset + packet.payload.len() <= bytes.len());
+            prop_assert_eq!(offset, start);
+            prop_assert_eq!(offset + packet.payload.len(), bytes.len() - padding);
+            prop_assert_eq!(packet.payload_type, bytes[1] & 0x7F);
+            prop_assert_eq!(packet.marker, bytes[1] & 0x80 != 0);
+            prop_assert_eq!(packet.sequence, u16::from_be_bytes([bytes[2], bytes[3]]));
+            prop_assert_eq!(packet.timestamp, u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]));
+            prop_assert_eq!(packet.ssrc, u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]));
+        }
+
+        /// A packet built from parts (CSRCs, an extension, audio, padding)
+        /// parses back to exactly its audio and header fields; cut short
+        /// anywhere inside its header it is refused, never misread.
+        #[test]
+        fn built_packets_parse_back_to_their_parts(
+            sequence in any::<u16>(),
+            timestamp in any::<u32>(),
+            ssrc in any::<u32>(),
+            marker in any::<bool>(),
+            payload_type in 0u8..128,
+            csrcs in 0usize..16,
+            extension in prop::option::of(0usize..20),
+            audio in prop::collection::vec(any::<u8>(), 0..400),
+            padding in 0u8..=255,
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = [0u8; FIXED_HEADER_LEN].to_vec();
+            bytes[0] = 0x80 | csrcs as u8;
+            bytes[1] = payload_type | if marker { 0x80 } else { 0 };
+            bytes[2..4].copy_from_slice(&sequence.to_be_bytes());
+            bytes[4..8].copy_from_slice(&timestamp.to_be_bytes());
+            bytes[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            bytes.extend((0..4 * csrcs).map(|i| i as u8));
+            if let Some(words) = extension {
+                bytes[0] |= 0x10;
+                bytes.extend_from_slice(&[0xBE, 0xDE]);
+                bytes.extend_from_slice(&(words as u16).to_be_bytes());
+                bytes.extend((0..4 * words).map(|i| !(i as u8)));
+            }
+            let header = bytes.len();
+            bytes.extend_from_slice(&audio);
+            if padding > 0 {
+                bytes[0] |= 0x20;
+                bytes.extend(std::iter::repeat_n(0, usize::from(padding) - 1));
+                bytes.push(padding);
+            }
+            let packet = parse(&bytes).expect("a packet built by the rules parses");
+            prop_assert_eq!(packet.payload, &audio[..]);
+            prop_assert_eq!(
+                (packet.payload_type, packet.marker, packet.sequence, packet.timestamp, packet.ssrc),
+                (payload_type, marker, sequence, timestamp, ssrc)
+            );
+            let short = &bytes[..cut.index(header)];
+            prop_assert!(parse(short).is_err(), "{} of {} header bytes parsed", short.len(), header);
+        }
+    }
+}
