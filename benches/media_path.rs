@@ -87,8 +87,14 @@ fn receive(c: &mut Criterion) {
             runtime.block_on(async {
                 let metrics = Arc::new(Metrics::default());
                 let (events, mut started) = tokio::sync::mpsc::unbounded_channel();
-                let (media, receiver) =
-                    bind("127.0.0.1:0".parse().unwrap(), 8000 * 3600, metrics.clone(), events).unwrap();
+                let (media, receiver) = bind(
+                    "127.0.0.1:0".parse().unwrap(),
+                    8000 * 3600,
+                    metrics.clone(),
+                    callrec::memory::AudioMemory::new(u64::MAX),
+                    events,
+                )
+                .unwrap();
                 tokio::spawn(receiver.run());
                 let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
                 let mut sent = 0;

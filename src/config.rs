@@ -221,6 +221,10 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_POST_CALL_URL", value_name = "URL", hide_env_values = true)]
     pub post_call_url: Option<Url>,
 
+    /// Most audio held in memory (recordings in progress and awaiting delivery); past it new starts are refused: e.g. 512MiB, 2GiB
+    #[arg(long, env = "CALLREC_MAX_MEMORY", value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub max_memory: u64,
+
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
@@ -278,6 +282,26 @@ fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
     }
 }
 
+/// A size in bytes: a number with an optional unit (K, M, G; KiB, MiB,
+/// GiB; KB, MB, GB), e.g. `512MiB`.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let text = value.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{value:?}: expected a size such as 512MiB"))?;
+    let unit: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(format!("{value:?}: unknown unit (use KiB, MiB or GiB)")),
+    };
+    number.checked_mul(unit).filter(|bytes| *bytes > 0).ok_or_else(|| format!("{value:?}: out of range"))
+}
+
 /// A listening address, or none (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen(pub Option<SocketAddr>);
@@ -316,6 +340,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub api_token: Option<Secret>,
     pub post_call_url: Option<Url>,
+    /// Most audio held in memory, in bytes.
+    pub max_memory: u64,
     pub log: String,
 }
 
@@ -454,6 +480,7 @@ impl TryFrom<RunArgs> for Config {
             listen: args.listen.0,
             api_token: api_token.map(Secret::new),
             post_call_url: args.post_call_url,
+            max_memory: args.max_memory,
             log: args.log,
         })
     }
@@ -522,6 +549,9 @@ mod tests {
             (&["--agi-listen", "everywhere"][..], "--agi-listen"),
             (&["--api-token", ""][..], "--api-token"),
             (&["--post-call-url", "ftp://x"][..], "--post-call-url"),
+            (&["--max-memory", "lots"][..], "--max-memory"),
+            (&["--max-memory", "0"][..], "--max-memory"),
+            (&["--max-memory", "5TiB"][..], "--max-memory"),
             (&["--target", "archive"][..], "--target"),
             (&["--target", "a b=http://x"][..], "--target"),
             (&["--target", "x=ftp://x"][..], "--target"),
@@ -530,6 +560,14 @@ mod tests {
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.contains(flag), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_with_their_units() {
+        assert_eq!(parse(&[]).unwrap().max_memory, 512 << 20);
+        for (text, bytes) in [("2GiB", 2u64 << 30), ("600M", 600 << 20), ("1gb", 1_000_000_000), ("4096", 4096)] {
+            assert_eq!(parse(&["--max-memory", text]).unwrap().max_memory, bytes, "{text}");
         }
     }
 

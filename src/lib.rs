@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod integrity;
 pub mod markers;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod parties;
 pub mod recorder;

@@ -20,6 +20,7 @@ use crate::delivery::post_call::PostCall;
 use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
 use crate::delivery::{Delivery, Directory, Spool, Target, Targets, Webhook};
 use crate::media;
+use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, RecorderParts};
 
@@ -32,9 +33,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
-    let (media, receiver) =
-        media::bind(config.media_bind, samples_in(config.max_recording), metrics.clone(), media_events_tx)
-            .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
+    let memory = AudioMemory::new(config.max_memory);
+    let (media, receiver) = media::bind(
+        config.media_bind,
+        samples_in(config.max_recording),
+        metrics.clone(),
+        memory.clone(),
+        media_events_tx,
+    )
+    .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
     let media_target = config.media_advertise.clone().unwrap_or_else(|| media.local_addr.to_string());
     let mut media_task = tokio::spawn(receiver.run());
 
@@ -106,7 +113,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         (None, _) => None,
     };
     let spool_dir_used = spool.is_some();
-    let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), stop_rx.clone());
+    let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), memory.clone(), stop_rx.clone());
     let resend_task = spool_dir_used.then(|| tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY)));
     let post_call = config.post_call_url.clone().map(|url| {
         let webhook = webhook(&url);
@@ -123,6 +130,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         defaults: config.defaults,
         signing_key: config.signing_key.clone(),
         post_call,
+        memory,
     });
     let mut recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
 

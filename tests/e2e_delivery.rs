@@ -94,3 +94,32 @@ async fn a_start_marker_picks_its_target_by_name_and_an_unknown_one_goes_to_the_
     assert!(log.contains("asks for a target that is not configured"), "{log}");
     assert!(log.contains("targets_unknown=1"), "{log}");
 }
+
+/// Past --max-memory a new start is refused at once: the call goes on
+/// unrecorded, said and counted, while the running recording is kept.
+#[tokio::test]
+async fn a_start_past_the_memory_bound_is_refused_and_the_call_goes_on() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    // Room for one mono recording (a new one reserves a minute: 480 000 bytes).
+    let extra = vec!["--max-memory", "600KiB"];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), extra, ..Default::default() }).await;
+
+    let first = Caller::new("entire", &lab::tag("entire")).hang_up_after(Duration::from_millis(5000)).place();
+    callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await; // the media task reports its buffers
+    let tag = lab::tag("partial");
+    Caller::new("partial", &tag).place().finish().await;
+    let held = lab::mark(&tag, "start").await - lab::mark(&tag, "before").await;
+    println!("injected: a second start with 600 KiB for audio; the call was held {held} ms and went on");
+    assert!(held < 500, "refused at once: held {held} ms");
+    first.finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_well_formed(&deliveries[0], "call_recording", "hangup");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(webhook.deliveries().len(), 1, "the refused start recorded nothing");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("would pass --max-memory"), "{log}");
+    assert!(log.contains("recordings_refused_memory=1"), "{log}");
+}

@@ -31,8 +31,9 @@ pub use directory::Directory;
 pub use metadata::Metadata;
 pub use spool::Spool;
 pub use target::{Picked, Target, Targets};
-pub use webhook::Webhook;
+pub use webhook::{DeliveryFailure, Webhook};
 
+use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
 use crate::recording::encode::AudioFormat;
 
@@ -67,6 +68,8 @@ pub struct Delivery {
     directory: Directory,
     spool: Option<Spool>,
     metrics: Arc<Metrics>,
+    /// The bound on audio held: past it, recordings go to the spool first.
+    memory: Arc<AudioMemory>,
     /// Turns true at shutdown: retries stop waiting and fall back to disk.
     shutdown: watch::Receiver<bool>,
 }
@@ -77,13 +80,15 @@ impl Delivery {
         directory: Directory,
         spool: Option<Spool>,
         metrics: Arc<Metrics>,
+        memory: Arc<AudioMemory>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Delivery { targets: Arc::new(targets), directory, spool, metrics, shutdown }
+        Delivery { targets: Arc::new(targets), directory, spool, metrics, memory, shutdown }
     }
 
     /// Delivers the recording to the target `to` names (`None`: the default).
     pub async fn deliver(&self, recording: FinishedRecording, to: Option<&str>) -> DeliveryOutcome {
+        let _held = self.memory.delivering(recording.audio.len() as u64);
         let meta = &recording.metadata;
         let (name, target) = match self.targets.pick(to) {
             Picked::Asked(name, target) => (name, target),
@@ -98,7 +103,17 @@ impl Delivery {
                 return self.save(&recording).await;
             }
         };
-        match target.send(&recording, &self.metrics, self.shutdown.clone()).await {
+        // Past the memory bound, a recording waits on disk, not in memory.
+        let sent = match &self.spool {
+            Some(_) if self.memory.exceeded() => Err(DeliveryFailure {
+                attempts: 0,
+                elapsed: Duration::ZERO,
+                last_error: format!("over --max-memory ({} bytes): spooled before sending", self.memory.limit()),
+                permanent: false,
+            }),
+            _ => target.send(&recording, &self.metrics, self.shutdown.clone()).await,
+        };
+        match sent {
             Ok(attempts) => {
                 self.metrics.deliveries_webhook.inc();
                 info!(

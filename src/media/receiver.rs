@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
+use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
 use crate::recording::{CapturedAudio, CapturedRecording, Mask, Placement, StreamBuffer};
 use crate::session::RecordingId;
@@ -31,6 +32,8 @@ use crate::ulaw::SAMPLE_RATE;
 
 /// Room reserved for each new stream, so short recordings never reallocate.
 const RESERVED_SAMPLES: u64 = 60 * SAMPLE_RATE as u64;
+/// What a new recording takes in memory per track at once (μ-law: a byte a sample).
+pub const RESERVED_BYTES_PER_TRACK: u64 = RESERVED_SAMPLES;
 /// Datagrams read per wake-up before commands get a turn.
 const BATCH: usize = 512;
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
@@ -132,6 +135,8 @@ pub struct MediaReceiver {
     captures: HashMap<RecordingId, Capture>,
     max_samples: u64,
     metrics: Arc<Metrics>,
+    /// Where the buffers' size is reported (`--max-memory`).
+    memory: Arc<AudioMemory>,
     unknown_source_warning: Throttle,
     malformed_warning: Throttle,
     /// Test builds only: the task panics after this many datagrams
@@ -225,6 +230,7 @@ pub fn bind(
     addr: SocketAddr,
     max_samples: u64,
     metrics: Arc<Metrics>,
+    memory: Arc<AudioMemory>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> io::Result<(MediaHandle, MediaReceiver)> {
     let socket =
@@ -264,6 +270,7 @@ pub fn bind(
         captures: HashMap::new(),
         max_samples,
         metrics,
+        memory,
         unknown_source_warning: Throttle::default(),
         malformed_warning: Throttle::default(),
         fault_after: injected_fault(),
@@ -296,6 +303,7 @@ impl MediaReceiver {
                     // What waits in the socket counts before anyone is called silent.
                     self.drain(&mut datagram);
                     self.check_for_silence(Instant::now());
+                    self.report_memory();
                 }
             }
         }
@@ -396,6 +404,11 @@ impl MediaReceiver {
             Placement::Stale => self.metrics.rtp_stale.inc(),
             Placement::Empty => self.metrics.rtp_empty.inc(),
         }
+    }
+
+    fn report_memory(&self) {
+        let held = self.captures.values().flat_map(|capture| &capture.streams).map(|stream| stream.buffer.held_bytes());
+        self.memory.set_capturing(held.sum());
     }
 
     fn check_for_silence(&mut self, now: Instant) {
@@ -516,7 +529,13 @@ mod tests {
     fn harness(addr: &str) -> io::Result<Harness> {
         let metrics = Arc::new(Metrics::default());
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (media, receiver) = bind(addr.parse().unwrap(), 8000 * 3600, metrics.clone(), events_tx)?;
+        let (media, receiver) = bind(
+            addr.parse().unwrap(),
+            8000 * 3600,
+            metrics.clone(),
+            crate::memory::AudioMemory::new(u64::MAX),
+            events_tx,
+        )?;
         Ok(Harness { media, receiver, metrics, events })
     }
 

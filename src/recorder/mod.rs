@@ -26,7 +26,9 @@ use crate::delivery::post_call::{self, CallChannel, CallLedger, PostCall, PostCa
 use crate::delivery::{Delivery, DeliveryOutcome};
 use crate::integrity::SigningKey;
 use crate::markers::{self, stasis, MarkerCommand, MarkerError, RecordingOptions};
+use crate::media::receiver::RESERVED_BYTES_PER_TRACK;
 use crate::media::{MediaEvent, MediaHandle};
+use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
 use crate::parties::{Parties, PartySpan};
 use crate::resources::{self, ResourceIds};
@@ -70,6 +72,8 @@ pub struct RecorderParts {
     pub signing_key: Option<Arc<SigningKey>>,
     /// Tells `--post-call-url` about each call with a recording, when set.
     pub post_call: Option<PostCall>,
+    /// The bound on audio held (`--max-memory`).
+    pub memory: Arc<AudioMemory>,
 }
 
 /// Results of the recorder's own tasks, fed back into its loop.
@@ -419,6 +423,20 @@ impl Recorder {
                 return;
             }
         };
+        if let MarkerCommand::Start { options, .. } = &command {
+            let needs = RESERVED_BYTES_PER_TRACK * options.tracks().len() as u64;
+            if self.parts.memory.would_exceed(needs) {
+                self.parts.metrics.recordings_refused_memory.inc();
+                let (held, limit) = (self.parts.memory.held(), self.parts.memory.limit());
+                warn!(
+                    channel = %channel.name, held, limit,
+                    "not recording: the audio held would pass --max-memory; the call goes on"
+                );
+                let detail = format!("callrec holds {held} bytes of audio, near --max-memory ({limit})");
+                self.answer(&channel.id, hold, MarkerOutcome::with_detail(MarkerStatus::Unavailable, detail));
+                return;
+            }
+        }
         if self.stopping && matches!(command, MarkerCommand::Start { .. }) {
             info!(channel = %channel.name, "callrec is stopping: not starting a recording; the call goes on");
             let outcome = MarkerOutcome::with_detail(MarkerStatus::Unavailable, "callrec is shutting down");

@@ -173,6 +173,11 @@ impl StreamBuffer {
     }
 
     /// Samples held so far.
+    /// The memory its audio takes (what is reserved, not only filled).
+    pub fn held_bytes(&self) -> u64 {
+        self.audio.capacity() as u64
+    }
+
     pub fn len(&self) -> u64 {
         self.audio.len() as u64
     }
