@@ -12,7 +12,7 @@ use support::callrec::{Callrec, Options};
 use support::checks::assert_well_formed;
 use support::lab::{self, assert_nothing_left};
 use support::sipp::Caller;
-use support::webhook::Webhook;
+use support::webhook::{Answer, Webhook};
 
 fn spooled(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> =
@@ -122,4 +122,77 @@ async fn a_start_past_the_memory_bound_is_refused_and_the_call_goes_on() {
     let log = callrec.stop().await;
     assert!(log.contains("would pass --max-memory"), "{log}");
     assert!(log.contains("recordings_refused_memory=1"), "{log}");
+}
+
+/// The webhook down for 90 s: every recording made meanwhile is delivered
+/// once it is back — each once (by its Idempotency-Key), none lost.
+#[tokio::test]
+async fn recordings_made_while_the_webhook_is_down_for_90_s_are_all_delivered_once() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let extra = vec!["--delivery-timeout", "3m"];
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), extra, ..Default::default() }).await;
+
+    let down_at = std::time::Instant::now();
+    webhook.down_for(Duration::from_secs(90));
+    for _ in 0..3 {
+        Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    }
+    assert!(webhook.deliveries().is_empty(), "nothing is taken while it is down");
+    let deliveries = webhook.wait_for(3, Duration::from_secs(150)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut ids: Vec<String> =
+        webhook.deliveries().iter().map(|d| d.metadata["recording_id"].as_str().unwrap().to_string()).collect();
+    println!(
+        "injected: webhook down 90 s ({} refused attempts); came out: {} recordings delivered {} s after it went down, keys {:?}",
+        webhook.attempts() - deliveries.len(),
+        deliveries.len(),
+        down_at.elapsed().as_secs(),
+        webhook.keys()
+    );
+    assert_eq!(webhook.keys(), ids, "each attempt keyed by its recording");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three recordings, each delivered once");
+    for delivery in &deliveries {
+        assert_well_formed(delivery, "partial", "stop");
+    }
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("deliveries_webhook=3") && !log.contains("deliveries_fallback"), "{log}");
+}
+
+/// A webhook answering 500, then 429 with Retry-After: 3, then hanging for
+/// 30 s: the recording is retried within its budget and delivered, and start
+/// markers are answered promptly all the while.
+#[tokio::test]
+async fn a_struggling_webhook_is_retried_within_budget_while_markers_stay_prompt() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    webhook.script(&[Answer::Status(500), Answer::RetryAfter(3), Answer::Hang(Duration::from_secs(30))]);
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+
+    let started = std::time::Instant::now();
+    Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    // Meanwhile (during the 429's wait and the hang), more calls come.
+    let mut dwell = Vec::new();
+    for _ in 0..3 {
+        let tag = lab::tag("partial");
+        Caller::new("partial", &tag).place().finish().await;
+        dwell.push(lab::mark(&tag, "start").await - lab::mark(&tag, "before").await);
+    }
+    let deliveries = webhook.wait_for(4, Duration::from_secs(60)).await;
+    println!(
+        "injected: 500, then 429 Retry-After 3, then a 30 s hang; came out: 4 recordings in {} s, {} attempts; \
+         start-marker dwell meanwhile {dwell:?} ms",
+        started.elapsed().as_secs(),
+        webhook.attempts()
+    );
+    assert!(dwell.iter().all(|&ms| ms < 500), "markers answered promptly: {dwell:?}");
+    let first = deliveries.iter().position(|d| d.metadata["name"] == "partial").unwrap();
+    assert_well_formed(&deliveries[first], "partial", "stop");
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    assert!(log.contains("500") && log.contains("429"), "the log names the answers:\n{log}");
+    assert!(log.contains("deliveries_webhook=4"), "{log}");
 }

@@ -3,13 +3,15 @@
 //! also takes post-call summaries (JSON, on `/post-call`), and keeps the
 //! order in which recordings and summaries arrived.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Multipart, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
@@ -42,6 +44,23 @@ struct Shared {
     post_call_fail_first: AtomicUsize,
     /// `recording <id>` and `post-call <channel id>`, in arrival order.
     arrivals: Mutex<Vec<String>>,
+    /// How the next recording attempts are answered, before the usual.
+    script: Mutex<VecDeque<Answer>>,
+    /// Refuses every recording (503) until then.
+    down_until: Mutex<Option<Instant>>,
+    /// The `Idempotency-Key` of each accepted recording.
+    keys: Mutex<Vec<String>>,
+}
+
+/// A scripted answer to one recording attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// This status.
+    Status(u16),
+    /// 429 with `Retry-After: seconds`.
+    RetryAfter(u64),
+    /// Hold the request this long, then take the recording.
+    Hang(Duration),
 }
 
 pub struct Webhook {
@@ -100,6 +119,21 @@ impl Webhook {
         }
     }
 
+    /// Answers the next recording attempts as scripted, then as usual.
+    pub fn script(&self, answers: &[Answer]) {
+        self.shared.script.lock().unwrap().extend(answers.iter().copied());
+    }
+
+    /// Refuses every recording (503) for `period` from now.
+    pub fn down_for(&self, period: Duration) {
+        *self.shared.down_until.lock().unwrap() = Some(Instant::now() + period);
+    }
+
+    /// The `Idempotency-Key` of each accepted recording, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.shared.keys.lock().unwrap().clone()
+    }
+
     pub fn attempts(&self) -> usize {
         self.shared.attempts.load(Ordering::SeqCst)
     }
@@ -122,8 +156,20 @@ impl Webhook {
     }
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) -> StatusCode {
+async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, mut multipart: Multipart) -> Response {
     shared.attempts.fetch_add(1, Ordering::SeqCst);
+    let scripted = shared.script.lock().unwrap().pop_front();
+    match scripted {
+        Some(Answer::Status(status)) => return StatusCode::from_u16(status).unwrap().into_response(),
+        Some(Answer::RetryAfter(seconds)) => {
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())]).into_response()
+        }
+        Some(Answer::Hang(period)) => tokio::time::sleep(period).await,
+        None => {}
+    }
+    if shared.down_until.lock().unwrap().is_some_and(|until| Instant::now() < until) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let mut parts = Vec::new();
     while let Ok(Some(field)) = multipart.next_field().await {
         let name = field.name().unwrap_or_default().to_string();
@@ -134,18 +180,20 @@ async fn receive(State(shared): State<Arc<Shared>>, mut multipart: Multipart) ->
     }
     let failing = shared.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if failing {
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let metadata: Option<Value> =
         parts.iter().find(|p| p.name == "metadata").map(|p| serde_json::from_slice(&p.bytes).unwrap());
     let audio = parts.iter().find(|p| p.name == "audio").map(|p| p.bytes.clone());
     let (Some(metadata), Some(audio)) = (metadata, audio) else {
-        return StatusCode::BAD_REQUEST;
+        return StatusCode::BAD_REQUEST.into_response();
     };
     let id = metadata["recording_id"].as_str().unwrap_or_default().to_string();
+    let key = headers.get("idempotency-key").and_then(|key| key.to_str().ok()).unwrap_or_default();
+    shared.keys.lock().unwrap().push(key.to_string());
     shared.deliveries.lock().unwrap().push(Delivery { parts, metadata, audio });
     shared.arrivals.lock().unwrap().push(format!("recording {id}"));
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }
 
 async fn receive_post_call(State(shared): State<Arc<Shared>>, Json(document): Json<Value>) -> StatusCode {
