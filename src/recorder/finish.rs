@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing::{error, info, warn};
 
@@ -44,6 +44,9 @@ pub(crate) struct CallFacts {
     pub context: String,
     pub exten: String,
     pub parties: Vec<PartySpan>,
+    /// The wall-clock time capture began, read then (the wall clock may be
+    /// stepped during the recording; its duration stays monotonic).
+    pub started_wall: Option<SystemTime>,
 }
 
 /// Everything needed to finish one recording, away from the recorder's loop.
@@ -187,7 +190,7 @@ pub(super) fn assemble(
         accountcode: channel.accountcode.clone(),
         context: keys.context.clone(),
         exten: keys.exten.clone(),
-        started_at: rfc3339(clock.at(started_at)),
+        started_at: rfc3339(keys.started_wall.unwrap_or_else(|| clock.at(started_at))),
         ended_at: rfc3339(clock.at(finished.ended_at)),
         duration_ms: ulaw::millis(samples),
         end_reason: finished.reason,
@@ -351,7 +354,27 @@ mod tests {
     }
 
     fn keys() -> CallFacts {
-        CallFacts { linkedid: "1764.7".into(), context: "ivr".into(), exten: "100".into(), parties: Vec::new() }
+        CallFacts {
+            linkedid: "1764.7".into(),
+            context: "ivr".into(),
+            exten: "100".into(),
+            parties: Vec::new(),
+            started_wall: None,
+        }
+    }
+
+    #[test]
+    fn started_at_is_the_wall_clock_read_when_capture_began() {
+        let finished = finished(options(Channels::Mono, AudioFormat::Ulaw, PauseMode::Silence), 8000);
+        let captured = CapturedRecording { tracks: vec![track(tone(8000))], masked: Vec::new() };
+        // The wall clock was stepped back an hour since: started_at keeps
+        // what it read then; the duration stays that of the audio.
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+        let keys = CallFacts { started_wall: Some(then), ..keys() };
+        let (recording, _) =
+            assemble(&finished, &Channel::default(), &keys, Some(captured), 8000, WallClock::now(), None);
+        assert_eq!(recording.metadata.started_at, rfc3339(then));
+        assert_eq!(recording.metadata.duration_ms, 1000);
     }
 
     #[test]

@@ -186,7 +186,6 @@ struct Live {
 
 pub struct Recorder {
     parts: RecorderParts,
-    clock: WallClock,
     calls: HashMap<String, Call>,
     live: HashMap<RecordingId, Live>,
     results_tx: mpsc::UnboundedSender<TaskResult>,
@@ -208,7 +207,6 @@ impl Recorder {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         Recorder {
             parts,
-            clock: WallClock::now(),
             calls: HashMap::new(),
             live: HashMap::new(),
             results_tx,
@@ -509,7 +507,7 @@ impl Recorder {
                             name: current.name.to_string(),
                             channel: call.channel.name.clone(),
                             channel_id: call.channel.id.clone(),
-                            started_at: current.started_at.map(|at| rfc3339(self.clock.at(at))),
+                            started_at: current.started_at.map(|at| rfc3339(WallClock::now().at(at))),
                             duration_ms: current
                                 .started_at
                                 .map_or(0, |at| now.saturating_duration_since(at).as_millis() as u64),
@@ -525,6 +523,9 @@ impl Recorder {
     fn handle_media(&mut self, event: MediaEvent) {
         match event {
             MediaEvent::CaptureStarted { recording, at } => {
+                if let Some(live) = self.live.get_mut(&recording) {
+                    live.keys.started_wall = Some(WallClock::now().at(at));
+                }
                 debug!(%recording, "capture established: the first RTP packet of every track arrived");
                 self.with_session(recording, |session| session.handle_capture_started(recording, at));
             }
@@ -670,7 +671,7 @@ impl Recorder {
             }
             TaskResult::CallFacts { recording, keys } => {
                 if let Some(live) = self.live.get_mut(&recording) {
-                    live.keys = keys;
+                    live.keys = CallFacts { started_wall: live.keys.started_wall, ..keys };
                 }
             }
             TaskResult::MaybeStranded { channel } => {
@@ -842,7 +843,7 @@ impl Recorder {
                 }
                 Action::Reattach { recording, tracks } => self.reattach(&channel, recording, tracks),
                 Action::Finish(finished) => {
-                    call.holds.note_ended(&self.clock, &finished);
+                    call.holds.note_ended(&WallClock::now(), &finished);
                     let parties = match (finished.started_at, self.calls.get(call_id)) {
                         (Some(started_at), Some(call)) => call.parties.spans(started_at, finished.ended_at),
                         _ => Vec::new(),
@@ -879,6 +880,7 @@ impl Recorder {
             context: channel.dialplan.context.clone(),
             exten: channel.dialplan.exten.clone(),
             parties: Vec::new(),
+            started_wall: None,
         };
         let live =
             Live { call: channel.id.clone(), tracks, generation: 0, snoop_names: Vec::new(), keys: keys.clone() };
@@ -1023,7 +1025,9 @@ impl Recorder {
                 caller_name: channel.caller.name.clone(),
                 linkedid: keys.linkedid.clone(),
             };
-            if let Some(oldest) = self.ledger.recording_ended(call, holds::ended_recording(&self.clock, &finished)) {
+            if let Some(oldest) =
+                self.ledger.recording_ended(call, holds::ended_recording(&WallClock::now(), &finished))
+            {
                 post_call::given_up(&metrics, &oldest);
             }
         }
@@ -1037,7 +1041,8 @@ impl Recorder {
             media: self.parts.media.clone(),
             delivery: self.parts.delivery.clone(),
             metrics,
-            clock: self.clock,
+            // Read now: the end's wall-clock time is that of the end.
+            clock: WallClock::now(),
             signing_key: self.parts.signing_key.clone(),
         };
         let finishing = self.finishing.clone();
