@@ -196,3 +196,60 @@ async fn a_struggling_webhook_is_retried_within_budget_while_markers_stay_prompt
     assert!(log.contains("500") && log.contains("429"), "the log names the answers:\n{log}");
     assert!(log.contains("deliveries_webhook=4"), "{log}");
 }
+
+/// Secrets never reach logs, errors or metadata: callrec runs with every
+/// secret set (the ARI password, the webhook's signing secret, the API token
+/// from a file) through a fault run — a webhook refusing twice, API requests
+/// refused for wrong tokens — with its most verbose log, which is then
+/// searched for each secret, as are the metadata and `--help`.
+#[tokio::test]
+async fn no_secret_reaches_the_log_or_the_metadata_in_a_fault_run() {
+    const ARI_PASSWORD: &str = "ari-Pw-7f3c9e1d-never-logged";
+    const WEBHOOK_SECRET: &str = "whsec-91b2c4d6-never-logged";
+    const API_TOKEN: &str = "api-tok-5e8a0f2b-never-logged";
+    let _lab = lab::take().await;
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), format!("{API_TOKEN}\n")).unwrap();
+    let webhook = Webhook::start().await;
+    webhook.script(&[Answer::Status(503), Answer::Status(503)]);
+    let extra = vec!["--api-token-file", token_file.path().to_str().unwrap()];
+    let env = vec![("CALLREC_WEBHOOK_SECRET", WEBHOOK_SECRET), ("CALLREC_LOG", "trace")];
+    let (ari_user, ari_password) = ("callrec-secrets-test", ARI_PASSWORD);
+    let options = Options {
+        webhook_url: Some(&webhook.url),
+        ari_user,
+        ari_password,
+        extra,
+        env,
+        listen: "127.0.0.1:8091",
+        ..Default::default()
+    };
+    let mut callrec = Callrec::start(options).await;
+
+    Caller::new("partial", &lab::tag("partial")).place().finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(20)).await;
+    let client = reqwest::Client::new();
+    for token in ["wrong", &API_TOKEN[..10]] {
+        let response = client.get("http://127.0.0.1:8091/v1/recordings").bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    let metadata = deliveries[0].metadata.to_string();
+    println!("injected: two 503s, wrong API tokens; searched {} bytes of trace log and the metadata", log.len());
+    for secret in [ARI_PASSWORD, WEBHOOK_SECRET, API_TOKEN, &API_TOKEN[..10]] {
+        assert!(!log.contains(secret), "{secret} reached the log");
+        assert!(!metadata.contains(secret), "{secret} reached the metadata");
+    }
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_callrec"))
+        .args(["run", "--help"])
+        .env("CALLREC_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("CALLREC_ARI_PASSWORD", ARI_PASSWORD)
+        .env("CALLREC_API_TOKEN", API_TOKEN)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for secret in [ARI_PASSWORD, WEBHOOK_SECRET, API_TOKEN] {
+        assert!(!help.contains(secret), "{secret} shown by --help");
+    }
+}

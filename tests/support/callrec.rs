@@ -20,6 +20,7 @@ pub struct Callrec {
 /// What a test may change; everything else is the lab's default.
 pub struct Options<'a> {
     pub ari_url: &'a str,
+    pub ari_user: &'a str,
     pub ari_password: &'a str,
     pub webhook_url: Option<&'a str>,
     pub extra: Vec<&'a str>,
@@ -36,6 +37,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             ari_url: lab::ARI_URL,
+            ari_user: lab::ARI_USER,
             ari_password: lab::ARI_PASSWORD,
             webhook_url: None,
             extra: Vec::new(),
@@ -54,11 +56,11 @@ impl Callrec {
         command
             .arg("run")
             .args(["--ari-url", options.ari_url])
-            .args(["--ari-user", lab::ARI_USER])
+            .args(["--ari-user", options.ari_user])
             .arg("--output-dir")
             .arg(output_dir.path())
             // CALLREC_TEST_LOG=callrec=trace,info shows every ARI event.
-            .args(["--log", &std::env::var("CALLREC_TEST_LOG").unwrap_or("callrec=debug,info".into())])
+            .args(["--log", &log_filter(&options)])
             .args(["--agi-listen", options.agi_listen, "--listen", options.listen])
             .args(&options.extra)
             .env("CALLREC_ARI_PASSWORD", options.ari_password)
@@ -168,4 +170,11 @@ pub fn saved_in(dir: &Path) -> Vec<(serde_json::Value, Vec<u8>)> {
         }
     }
     saved
+}
+
+/// callrec's log filter: CALLREC_LOG given in the options' environment, else
+/// CALLREC_TEST_LOG, else debug for callrec.
+fn log_filter(options: &Options) -> String {
+    let given = options.env.iter().find(|(name, _)| *name == "CALLREC_LOG").map(|(_, value)| value.to_string());
+    given.or_else(|| std::env::var("CALLREC_TEST_LOG").ok()).unwrap_or_else(|| "callrec=debug,info".into())
 }
