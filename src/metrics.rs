@@ -61,6 +61,8 @@ metrics! {
     recordings_no_media,
     /// Times a recording's snoops were made anew for a call's new party.
     snoops_reattached,
+    /// RTP datagrams the kernel dropped before callrec read them (full receive buffer).
+    rtp_kernel_drops,
     /// Start markers refused because the audio held would pass --max-memory.
     recordings_refused_memory,
     /// Tasks that ended unexpectedly (callrec then stops and exits non-zero).

@@ -23,6 +23,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::kernel_drops;
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
@@ -137,6 +138,9 @@ pub struct MediaReceiver {
     metrics: Arc<Metrics>,
     /// Where the buffers' size is reported (`--max-memory`).
     memory: Arc<AudioMemory>,
+    /// The kernel's running count of datagrams it dropped, as last told.
+    kernel_drops: u32,
+    kernel_drops_warning: Throttle,
     unknown_source_warning: Throttle,
     malformed_warning: Throttle,
     /// Test builds only: the task panics after this many datagrams
@@ -256,6 +260,9 @@ pub fn bind(
             debug!(%error, "could not make the media socket dual-stack");
         }
     }
+    if !kernel_drops::enable(&socket) {
+        debug!("the kernel does not report datagrams dropped on the media socket");
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     let socket = UdpSocket::from_std(socket.into())?;
@@ -271,6 +278,8 @@ pub fn bind(
         max_samples,
         metrics,
         memory,
+        kernel_drops: 0,
+        kernel_drops_warning: Throttle::default(),
         unknown_source_warning: Throttle::default(),
         malformed_warning: Throttle::default(),
         fault_after: injected_fault(),
@@ -312,8 +321,13 @@ impl MediaReceiver {
     fn drain(&mut self, datagram: &mut [u8]) {
         let now = Instant::now();
         for _ in 0..BATCH {
-            match self.socket.try_recv_from(datagram) {
-                Ok((len, from)) => self.handle_datagram(&datagram[..len], from, now),
+            match kernel_drops::try_recv_from(&self.socket, datagram) {
+                Ok((len, from, dropped)) => {
+                    if let Some(dropped) = dropped {
+                        self.count_kernel_drops(dropped, now);
+                    }
+                    self.handle_datagram(&datagram[..len], from, now)
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) => {
                     // e.g. ICMP port unreachable surfacing on Linux; not fatal.
@@ -321,6 +335,22 @@ impl MediaReceiver {
                     return;
                 }
             }
+        }
+    }
+
+    /// The kernel's running count of drops: what is new since last told.
+    fn count_kernel_drops(&mut self, dropped: u32, now: Instant) {
+        let new = dropped.wrapping_sub(self.kernel_drops);
+        if new == 0 {
+            return;
+        }
+        self.kernel_drops = dropped;
+        self.metrics.rtp_kernel_drops.add(u64::from(new));
+        if self.kernel_drops_warning.ready(now) {
+            warn!(
+                dropped = new, total = dropped,
+                "the kernel dropped RTP datagrams: the media socket's receive buffer was full (raise net.core.rmem_max)"
+            );
         }
     }
 
