@@ -3,11 +3,13 @@
 //! or the webhook never took it — or, with a spool, into the spool to be
 //! re-sent until the webhook takes it. A recording is never dropped
 //! silently, and leaves memory once delivered. `target` picks where it goes;
-//! `webhook` sends (the body from `multipart`, signed by `webhook_signature`,
-//! retried by `retry`'s policy with the shared backoff); `spool` keeps what
-//! was not taken in time; `directory` is the fallback (both written by
-//! `durable`); `post_call` follows calls to their summary.
+//! `webhook` sends (the body from `multipart`, signed by `webhook_signature`),
+//! its attempts run by `attempts` under `retry`'s policy with the shared
+//! backoff; `spool` keeps what was not taken in time; `directory` is the
+//! fallback (both written by `durable`); `post_call` follows calls to their
+//! summary.
 
+pub mod attempts;
 pub mod directory;
 pub mod durable;
 mod excerpt;

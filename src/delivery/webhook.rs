@@ -2,42 +2,34 @@
 //! POSTed as `multipart/form-data` (the bytes come from `multipart`), a
 //! post-call summary as JSON. Every attempt carries `Idempotency-Key` and,
 //! with a secret, a fresh `Callrec-Signature` (`webhook_signature`). What
-//! follows an answer is `retry`'s policy: 2xx is delivered; 408, 429, 5xx,
-//! timeouts and connection errors are retried after a jittered backoff or
-//! the server's `Retry-After`, within the delivery budget; anything else is
-//! refused for good and not retried. The URL may carry a token, so logs
-//! name only its scheme, host and port.
+//! follows an answer is `retry`'s policy, applied by `attempts`: 2xx is
+//! delivered; 408, 429, 5xx, timeouts and connection errors are retried
+//! after a jittered backoff or the server's `Retry-After`, within the
+//! delivery budget; anything else is refused for good and not retried. The
+//! URL may carry a token, so logs name only its scheme, host and port.
 
 use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::StatusCode;
 use tokio::sync::watch;
-use tracing::{error, warn};
 use url::Url;
 
+pub use super::attempts::DeliveryFailure;
+use super::attempts::{self, Answer, Delivering, Limits, STOPPING_ATTEMPT_LIMIT};
 use super::excerpt::Redactions;
 use super::multipart::MultipartBody;
-use super::retry::{classify, next_attempt, parse_retry_after, Budget, Next, Verdict};
+use super::retry::{classify, parse_retry_after, Verdict};
 use super::webhook_signature::{self, signature_header};
 use super::FinishedRecording;
-use crate::backoff::Backoff;
 use crate::config::Secret;
 use crate::metrics::Metrics;
 
 /// The header that lets a receiver take a repeated delivery only once.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// The first wait between attempts, and the longest the backoff grows to.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
-/// Once callrec is stopping, how much longer an attempt under way may take
-/// before the recording goes to the output directory instead: well inside
-/// the shutdown grace period, so a hanging webhook cannot lose it.
-const STOPPING_ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Webhook {
@@ -51,29 +43,6 @@ pub struct Webhook {
     redactions: Arc<Redactions>,
     /// How long an attempt under way may go on once callrec is stopping.
     stopping_limit: Duration,
-}
-
-/// A webhook that never took the recording.
-#[derive(Debug)]
-pub struct DeliveryFailure {
-    pub attempts: u32,
-    pub elapsed: Duration,
-    pub last_error: String,
-    /// Refused for good (a 4xx other than 408 and 429, or a redirect): no
-    /// attempt was made after that answer.
-    pub permanent: bool,
-}
-
-impl fmt::Display for DeliveryFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} attempt(s) over {:.1} s, the last: {}",
-            self.attempts,
-            self.elapsed.as_secs_f64(),
-            self.last_error
-        )
-    }
 }
 
 impl Webhook {
@@ -123,73 +92,11 @@ impl Webhook {
         &self,
         request: &Outgoing,
         metrics: &Metrics,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<u32, DeliveryFailure> {
-        let started = Instant::now();
-        let budget = Budget::start(self.budget, started);
-        let mut backoff = Backoff::new(FIRST_RETRY, LONGEST_BACKOFF).with_jitter();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let timeout = budget.attempt_timeout(Instant::now());
-            let (error, retry_after) = match self.attempt_while_running(request, timeout, &mut shutdown).await {
-                Answer::Delivered => return Ok(attempts),
-                Answer::Refused { status, excerpt } => {
-                    metrics.delivery_permanent_failures.inc();
-                    error!(
-                        of = %request.label, webhook = %self, attempt = attempts, status = status.as_u16(),
-                        body = %excerpt, "webhook refused the delivery for good; no more attempts"
-                    );
-                    let last_error = format!("HTTP {status}, refused for good");
-                    return Err(DeliveryFailure { attempts, elapsed: started.elapsed(), last_error, permanent: true });
-                }
-                Answer::Failed { error, retry_after } => (error, retry_after),
-            };
-            let give_up =
-                |last_error| DeliveryFailure { attempts, elapsed: started.elapsed(), last_error, permanent: false };
-            if *shutdown.borrow() {
-                return Err(give_up(error));
-            }
-            let wait = match next_attempt(backoff.next_delay(), retry_after, budget.remaining(Instant::now())) {
-                Next::RetryIn(wait) => wait,
-                Next::GiveUp => {
-                    return Err(give_up(match retry_after {
-                        Some(asked) => {
-                            format!("{error}; Retry-After {} s is past the delivery budget", asked.as_secs())
-                        }
-                        None => error,
-                    }))
-                }
-            };
-            metrics.delivery_retries.inc();
-            warn!(
-                of = %request.label, webhook = %self, attempt = attempts,
-                error = %error, retry_in = ?wait, "webhook delivery failed; retrying"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stopping(&mut shutdown) => {}
-            }
-        }
-    }
-
-    /// One attempt, cut short `stopping_limit` after callrec starts stopping.
-    async fn attempt_while_running(
-        &self,
-        request: &Outgoing,
-        timeout: Duration,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Answer {
-        let attempt = self.attempt(request, timeout);
-        tokio::pin!(attempt);
-        tokio::select! {
-            answer = &mut attempt => return answer,
-            _ = stopping(shutdown) => {}
-        }
-        tokio::time::timeout(self.stopping_limit, attempt).await.unwrap_or_else(|_| Answer::Failed {
-            error: format!("no answer within {:?} of callrec stopping", self.stopping_limit),
-            retry_after: None,
-        })
+        let delivering = Delivering { label: &request.label, kind: "webhook", to: self };
+        let limits = Limits { budget: self.budget, stopping_limit: self.stopping_limit };
+        attempts::run(delivering, limits, metrics, shutdown, |timeout| self.attempt(request, timeout)).await
     }
 
     /// One POST of the whole body, signed at the time it is made.
@@ -219,7 +126,7 @@ impl Webhook {
                     .and_then(|value| parse_retry_after(value, SystemTime::now()));
                 Answer::Failed { error: format!("HTTP {status}"), retry_after }
             }
-            Verdict::Permanent => Answer::Refused { status, excerpt: self.excerpt(response).await },
+            Verdict::Permanent => Answer::Refused { status, detail: self.excerpt(response).await },
         }
     }
 
@@ -271,21 +178,6 @@ impl Outgoing {
     }
 }
 
-/// What came of one attempt.
-enum Answer {
-    Delivered,
-    /// Worth another attempt, after `retry_after` if the server said.
-    Failed {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// Refused for good, with the start of what the webhook said.
-    Refused {
-        status: StatusCode,
-        excerpt: String,
-    },
-}
-
 /// Text as a header value; anything a header cannot carry becomes `_`.
 fn header_value(text: &str) -> HeaderValue {
     let safe: String = text.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
@@ -294,13 +186,6 @@ fn header_value(text: &str) -> HeaderValue {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_secs())
-}
-
-/// Completes once callrec is stopping; never if it cannot tell.
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// A reqwest error with its causes ("connection refused" rather than "error

@@ -3,11 +3,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
 use sha2::Sha256;
 
 use super::*;
