@@ -151,6 +151,10 @@ where
             _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut shutdown) => {}
         }
+        // A wait that overslept the budget leaves no time for an attempt.
+        if budget.remaining(Instant::now().into_std()).is_zero() {
+            return Err(give_up(error));
+        }
     }
 }
 
