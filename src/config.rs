@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::delivery::s3;
 use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
 use crate::integrity::SigningKey;
 use crate::markers::options::{self, Channels, PauseMode, RecordingOptions, TargetName};
@@ -130,9 +131,13 @@ pub struct RunArgs {
     #[arg(long, env = "CALLREC_WEBHOOK_URL", value_name = "URL", hide_env_values = true)]
     pub webhook_url: Option<Url>,
 
-    /// A named delivery target NAME=URL (repeatable; comma-separated in the environment) a start marker picks with to=NAME; --webhook-url is the target "default"
+    /// A named delivery target NAME=URL (repeatable; comma-separated in the environment) a start marker picks with to=NAME: a webhook (http:// or https://) or an S3-compatible bucket (s3://BUCKET/PREFIX); --webhook-url is the target "default"
     #[arg(long = "target", env = "CALLREC_TARGETS", value_name = "NAME=URL", value_delimiter = ',', hide_env_values = true, value_parser = parse_target)]
     pub targets: Vec<(String, Url)>,
+
+    /// S3-compatible server (MinIO, Ceph, Garage) for s3:// targets, addressed path-style; plain http only when it says http://. Without it, the AWS_* environment variables say (AWS_ENDPOINT_URL, AWS_REGION)
+    #[arg(long, env = "CALLREC_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<Url>,
 
     /// Where recordings are written when no webhook is set, or when the webhook never takes one
     #[arg(long, env = "CALLREC_OUTPUT_DIR", value_name = "DIR", default_value = "./recordings")]
@@ -231,13 +236,21 @@ pub struct RunArgs {
 }
 
 fn parse_target(value: &str) -> Result<(String, Url), String> {
-    let (name, url) = value.split_once('=').ok_or("expected NAME=URL")?;
+    let (name, url_text) = value.split_once('=').ok_or("expected NAME=URL")?;
     if TargetName::parse(name).is_none() {
         return Err(format!("target name {name:?}: use 1 to 32 of A-Z a-z 0-9 _ -"));
     }
-    let url: Url = url.parse().map_err(|_| format!("target {name}: not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("target {name}: the URL must be http:// or https://, not {}://", url.scheme()));
+    let url: Url = url_text.parse().map_err(|_| format!("target {name}: not a URL"))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        "s3" => {
+            s3::Location::parse(url_text).map_err(|error| format!("target {name}: {error}"))?;
+        }
+        scheme => {
+            return Err(format!(
+                "target {name}: the URL must be http://, https:// or s3://BUCKET/PREFIX, not {scheme}://"
+            ))
+        }
     }
     Ok((name.to_string(), url))
 }
@@ -325,6 +338,8 @@ pub struct Config {
     pub webhook_url: Option<Url>,
     /// Every delivery target by name, `default` (from --webhook-url) first.
     pub targets: Vec<(String, Url)>,
+    /// Where `s3://` targets are reached, when not AWS itself.
+    pub s3_endpoint: Option<Url>,
     pub output_dir: PathBuf,
     pub spool_dir: Option<PathBuf>,
     /// Longest one delivery (recording or post-call summary) may take.
@@ -385,6 +400,23 @@ impl TryFrom<RunArgs> for Config {
         if let Some(webhook) = &args.webhook_url {
             if !matches!(webhook.scheme(), "http" | "https") {
                 return bad(format!("--webhook-url must be an http:// or https:// URL, not {}://", webhook.scheme()));
+            }
+        }
+        if let Some(endpoint) = &args.s3_endpoint {
+            if !matches!(endpoint.scheme(), "http" | "https") {
+                return bad(format!("--s3-endpoint must be an http:// or https:// URL, not {}://", endpoint.scheme()));
+            }
+            if !endpoint.username().is_empty() || endpoint.password().is_some() {
+                return bad(
+                    "--s3-endpoint must not contain credentials: use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        .into(),
+                );
+            }
+            if endpoint.query().is_some() || endpoint.fragment().is_some() {
+                return bad(
+                    "--s3-endpoint takes no query or fragment: the server's base URL, e.g. http://127.0.0.1:9000"
+                        .into(),
+                );
             }
         }
         if args.capture_timeout.is_zero() || args.capture_timeout > Duration::from_secs(30) {
@@ -461,6 +493,7 @@ impl TryFrom<RunArgs> for Config {
         }
         Ok(Config {
             targets,
+            s3_endpoint: args.s3_endpoint,
             ari_url: args.ari_url,
             ari_user: args.ari_user,
             ari_password: Secret::new(args.ari_password),
@@ -555,6 +588,14 @@ mod tests {
             (&["--target", "archive"][..], "--target"),
             (&["--target", "a b=http://x"][..], "--target"),
             (&["--target", "x=ftp://x"][..], "--target"),
+            (&["--target", "x=s3://Bad_Bucket/rec"][..], "--target"),
+            (&["--target", "x=s3://recordings/a//b"][..], "--target"),
+            (&["--target", "x=s3://recordings:9000/rec"][..], "--target"),
+            (&["--target", "x=s3://recordings/a/../b"][..], "--target"),
+            (&["--s3-endpoint", "ftp://x"][..], "--s3-endpoint"),
+            (&["--s3-endpoint", "http://key:secret@x"][..], "--s3-endpoint"),
+            (&["--s3-endpoint", "http://x/?region=y"][..], "--s3-endpoint"),
+            (&["--s3-endpoint", "nonsense"][..], "--s3-endpoint"),
             (&["--target", "x=http://a", "--target", "x=http://b"][..], "--target"),
             (&["--webhook-url", "http://a", "--target", "default=http://b"][..], "--target"),
         ] {
@@ -577,6 +618,18 @@ mod tests {
         let names: Vec<&str> = config.targets.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["default", "archive"]);
         assert!(parse(&[]).unwrap().targets.is_empty());
+        let config = parse(&[
+            "--target",
+            "archive=s3://recordings/calls",
+            "--target",
+            "flat=s3://recordings",
+            "--s3-endpoint",
+            "http://127.0.0.1:9000",
+        ])
+        .unwrap();
+        let urls: Vec<&str> = config.targets.iter().map(|(_, url)| url.as_str()).collect();
+        assert_eq!(urls, ["s3://recordings/calls", "s3://recordings"]);
+        assert_eq!(config.s3_endpoint.unwrap().as_str(), "http://127.0.0.1:9000/");
     }
 
     #[test]

@@ -95,6 +95,8 @@ metrics! {
     stranded_released,
     /// Recordings delivered to the webhook.
     deliveries_webhook,
+    /// Recordings stored in an S3-compatible bucket.
+    deliveries_s3,
     /// Recordings written to the output directory.
     deliveries_directory,
     /// Webhook attempts that failed and were retried.

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::control::{agi, api, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::post_call::PostCall;
+use crate::delivery::s3::{Location, S3Target};
 use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
 use crate::delivery::{Delivery, Directory, Spool, Target, Targets, Webhook};
 use crate::media;
@@ -47,8 +48,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let directory = Directory::new(&config.output_dir);
     let webhook = |url: &url::Url| Webhook::new(url.clone(), config.delivery_timeout, config.webhook_secret.clone());
-    let targets =
-        Targets::new(config.targets.iter().map(|(name, url)| (name.clone(), Target::Webhook(webhook(url)))).collect());
+    let mut named = Vec::new();
+    for (name, url) in &config.targets {
+        let target = match url.scheme() {
+            "s3" => Location::parse(url.as_str())
+                .and_then(|location| S3Target::new(location, config.s3_endpoint.as_ref(), config.delivery_timeout))
+                .map(Target::S3)
+                .map_err(|error| anyhow::anyhow!("--target {name}: {error}"))?,
+            _ => Target::Webhook(webhook(url)),
+        };
+        named.push((name.clone(), target));
+    }
+    let targets = Targets::new(named);
+    if let Some(endpoint) = &config.s3_endpoint {
+        if !targets.iter().any(|(_, target)| matches!(target, Target::S3(_))) {
+            warn!(s3_endpoint = %endpoint, "--s3-endpoint has no use without an s3:// --target");
+        }
+    }
     for (name, target) in targets.iter() {
         info!(
             target = name, to = %target, fallback = %directory, delivery_timeout = ?config.delivery_timeout,

@@ -1,5 +1,5 @@
 //! The JSON that travels with every recording (the webhook's `metadata` part,
-//! and `<recording_id>.json` in the output directory).
+//! `<recording_id>.json` in an S3 bucket and in the output directory).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -74,6 +74,14 @@ pub struct Metadata {
     /// everything else (see `integrity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<serde_json::Value>,
+}
+
+impl Metadata {
+    /// The JSON as delivered: the webhook's `metadata` part, and the
+    /// `<recording_id>.json` object an S3 target stores, byte for byte.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("metadata serializes")
+    }
 }
 
 /// One party the caller was connected to, over a stretch of the recording.

@@ -1,10 +1,11 @@
-//! Delivery, the last step of the path: a finished recording goes to the
-//! storage webhook, or to the output directory when no webhook is configured
-//! or the webhook never took it — or, with a spool, into the spool to be
-//! re-sent until the webhook takes it. A recording is never dropped
-//! silently, and leaves memory once delivered. `target` picks where it goes;
-//! `webhook` sends (the body from `multipart`, signed by `webhook_signature`),
-//! its attempts run by `attempts` under `retry`'s policy with the shared
+//! Delivery, the last step of the path: a finished recording goes to its
+//! target (a storage webhook or an S3-compatible bucket), or to the output
+//! directory when no target is configured or the target never took it — or,
+//! with a spool, into the spool to be re-sent until the target takes it. A
+//! recording is never dropped silently, and leaves memory once delivered.
+//! `target` picks where it goes; `webhook` sends (the body from `multipart`,
+//! signed by `webhook_signature`) and `s3` stores, both running their
+//! attempts through `attempts` under `retry`'s policy with the shared
 //! backoff; `spool` keeps what was not taken in time; `directory` is the
 //! fallback (both written by `durable`); `post_call` follows calls to their
 //! summary.
@@ -17,6 +18,7 @@ pub mod metadata;
 pub mod multipart;
 pub mod post_call;
 pub mod retry;
+pub mod s3;
 pub mod spool;
 pub mod target;
 pub mod webhook;
@@ -51,7 +53,7 @@ pub struct FinishedRecording {
 /// Where a recording went, for the post-call summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// A target took it: its name and kind (`webhook`).
+    /// A target took it: its name and kind (`webhook` or `s3`).
     Target {
         name: String,
         kind: &'static str,
@@ -117,7 +119,10 @@ impl Delivery {
         };
         match sent {
             Ok(attempts) => {
-                self.metrics.deliveries_webhook.inc();
+                match target {
+                    Target::Webhook(_) => self.metrics.deliveries_webhook.inc(),
+                    Target::S3(_) => self.metrics.deliveries_s3.inc(),
+                }
                 info!(
                     recording_id = %meta.recording_id, name = %meta.name, duration_ms = meta.duration_ms,
                     end_reason = %meta.end_reason, attempts, target = name, to = %target, "recording delivered"

@@ -28,7 +28,7 @@ impl MultipartBody {
     }
 
     fn with_boundary(recording: &FinishedRecording, boundary: String) -> Self {
-        let metadata = serde_json::to_string(&recording.metadata).expect("metadata serializes");
+        let metadata = recording.metadata.to_json();
         let file_name = quoted(&format!("{}.{}", recording.metadata.name, recording.format.extension()));
         let head = format!(
             "--{boundary}\r\n\

@@ -1,14 +1,15 @@
 //! Delivery targets, the last step of the path: the named places a finished
 //! recording can go (`--target NAME=URL`; `--webhook-url` is the target
 //! `default`), and which one a recording's `to=NAME` picks. A target is a
-//! webhook (`http(s)://`); each takes a recording whole or fails with what it
-//! tried.
+//! webhook (`http(s)://`) or an S3-compatible bucket (`s3://BUCKET/PREFIX`);
+//! each takes a recording whole or fails with what it tried.
 
 use std::fmt;
 
 use tokio::sync::watch;
 
-use super::webhook::DeliveryFailure;
+use super::attempts::DeliveryFailure;
+use super::s3::S3Target;
 use super::{FinishedRecording, Webhook};
 use crate::markers::options::TargetName;
 use crate::metrics::Metrics;
@@ -21,6 +22,7 @@ pub const DEFAULT: &str = "default";
 #[derive(Clone)]
 pub enum Target {
     Webhook(Webhook),
+    S3(S3Target),
 }
 
 impl Target {
@@ -34,6 +36,7 @@ impl Target {
     ) -> Result<u32, DeliveryFailure> {
         match self {
             Target::Webhook(webhook) => webhook.send(recording, metrics, shutdown).await,
+            Target::S3(bucket) => bucket.send(recording, metrics, shutdown).await,
         }
     }
 
@@ -41,6 +44,7 @@ impl Target {
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Webhook(_) => "webhook",
+            Target::S3(_) => "s3",
         }
     }
 }
@@ -49,6 +53,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Webhook(webhook) => webhook.fmt(f),
+            Target::S3(bucket) => bucket.fmt(f),
         }
     }
 }
