@@ -39,21 +39,22 @@ ensure_packages() {
     as_root apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ensure_python_module MODULE PKG: makes `import MODULE` work in python3, with
-# pip, or with Debian's PKG where pip may not install.
+# ensure_python_module MODULE PKG [PIP_SPEC]: makes `import MODULE` work in
+# python3, with pip (PIP_SPEC, by default MODULE), or with Debian's PKG where
+# pip may not install.
 ensure_python_module() {
-    local module=$1 package=$2
+    local module=$1 package=$2 spec=${3:-$1}
     ensure_packages python3=python3
     python3 -c "import $module" 2>/dev/null && return 0
-    log "installing the Python module $module"
-    if ! python3 -m pip install -q "$module" >/dev/null 2>&1; then
+    log "installing the Python module $module ($spec)"
+    if ! python3 -m pip install -q "$spec" >/dev/null 2>&1; then
         if [[ -z $APT_UPDATED ]]; then
             as_root apt-get update -q >/dev/null
             APT_UPDATED=1
         fi
         as_root apt-get install -y -q --no-install-recommends "$package" >/dev/null
     fi
-    python3 -c "import $module" 2>/dev/null || die "python3 cannot import $module: install it (pip install $module)"
+    python3 -c "import $module" 2>/dev/null || die "python3 cannot import $module: install it (pip install '$spec')"
 }
 
 compose() {

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every callrec test: unit tests, then end to end against a real,
 # dockerized Asterisk 22 with real SIP callers. Installs and starts what is
-# missing (Docker engine, the Asterisk image, sipp, sox); quick when all is there.
+# missing (Docker engine, the Asterisk image, sipp, sox, moto's S3 server);
+# quick when all is there.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_rust
 ensure_packages sipp=sip-tester sox=sox curl=curl tcpdump=tcpdump
 # tests/cli_integrity.rs runs the README's Python verifier of a signed recording.
 ensure_python_module cryptography python3-cryptography
+# tests/e2e_delivery.rs stores recordings in an S3-compatible server: moto's.
+ensure_python_module moto.server python3-moto 'moto[server]'
 asterisk_up
 # The tests run their own callrec on the lab's Stasis application: another one
 # (the demo's, or the compose service) would take it over.

@@ -1,16 +1,22 @@
 //! End to end against the dockerized Asterisk 22: delivery that loses
 //! nothing. Storage down past the delivery budget with a spool: the
 //! recordings wait in the spool, survive a restart of callrec, and are
-//! re-sent and removed once storage is back. Each test prints what it
-//! injected and what came out.
+//! re-sent and removed once storage is back. Targets picked by name, one of
+//! them an S3-compatible bucket (moto's server) read back as any reader of
+//! the bucket would. Each test prints what it injected and what came out.
 
 mod support;
 
 use std::time::Duration;
 
+use callrec::delivery::s3::{Location, S3Target};
+use callrec::delivery::{FinishedRecording, Metadata};
+use callrec::metrics::Metrics;
+use callrec::recording::encode::AudioFormat;
 use support::callrec::{Callrec, Options};
-use support::checks::assert_well_formed;
-use support::lab::{self, assert_nothing_left};
+use support::checks::{assert_between_marks, assert_metadata, assert_onset_complete, assert_well_formed};
+use support::lab::{self, assert_nothing_left, mark};
+use support::s3::{S3Server, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use support::sipp::Caller;
 use support::webhook::{Answer, Webhook};
 
@@ -252,4 +258,97 @@ async fn no_secret_reaches_the_log_or_the_metadata_in_a_fault_run() {
     for secret in [ARI_PASSWORD, WEBHOOK_SECRET, API_TOKEN] {
         assert!(!help.contains(secret), "{secret} shown by --help");
     }
+}
+
+#[tokio::test]
+async fn a_recording_sent_to_an_s3_target_is_stored_as_audio_and_metadata_by_date() {
+    let _lab = lab::take().await;
+    let s3 = S3Server::start("callrec-e2e").await;
+    let target = format!("s3=s3://{}/rec", s3.bucket);
+    let extra = vec!["--target", &target, "--s3-endpoint", &s3.endpoint];
+    let mut callrec = Callrec::start(Options { extra, env: s3.env(), ..Default::default() }).await;
+
+    let tag = lab::tag("s3");
+    Caller::new("options", &tag).options("to=s3").place().finish().await;
+    let keys = s3.wait_for_keys("rec", 2, Duration::from_secs(15)).await;
+    let json_key = keys.iter().find(|key| key.ends_with(".json")).expect("a metadata object");
+    let metadata = s3.get(json_key).await;
+    assert_eq!(metadata.content_type.as_deref(), Some("application/json"));
+    let meta: serde_json::Value = serde_json::from_slice(&metadata.bytes).expect("the metadata object is JSON");
+    let id = meta["recording_id"].as_str().unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(meta["started_at"].as_str().unwrap()).unwrap();
+    let day = started.with_timezone(&chrono::Utc).format("%Y/%m/%d");
+    assert_eq!(keys, [format!("rec/{day}/{id}.json"), format!("rec/{day}/{id}.ul")], "exactly the two objects");
+    let audio = s3.get(&format!("rec/{day}/{id}.ul")).await;
+    assert_eq!(audio.content_type.as_deref(), Some("audio/basic"));
+    let meta = assert_metadata(&meta, &audio.bytes, "options", "stop");
+    assert_eq!(meta["sha256"], callrec::integrity::sha256_hex(&audio.bytes), "the hash of the stored audio");
+    assert_between_marks(&meta, mark(&tag, "start").await, mark(&tag, "stop").await);
+    assert_onset_complete(&audio.bytes);
+    assert_nothing_left().await;
+    let log = callrec.stop().await;
+    println!(
+        "came out: {keys:?} in s3://{}/ ({} bytes of audio, {} ms), the onset complete",
+        s3.bucket,
+        audio.bytes.len(),
+        meta["duration_ms"]
+    );
+    assert!(log.contains("deliveries_s3=1"), "{log}");
+    assert!(log.contains(&format!("to=s3://{}/rec (127.0.0.1:", s3.bucket)), "{log}");
+    for secret in [SECRET_ACCESS_KEY, ACCESS_KEY_ID] {
+        assert!(!log.contains(secret), "callrec's log shows {secret}:\n{log}");
+    }
+    assert!(callrec.saved_is_empty(), "nothing went to the output directory instead");
+}
+
+/// A metadata document for a recording made up here, with `audio`.
+fn made_up(audio: &[u8]) -> Metadata {
+    serde_json::from_value(serde_json::json!({
+        "recording_id": uuid::Uuid::new_v4(),
+        "name": "long_call",
+        "channel_id": "1764000000.1",
+        "channel_name": "PJSIP/lab-00000001",
+        "caller_number": "", "caller_name": "", "connected_number": "", "connected_name": "",
+        "linkedid": "1764000000.1", "accountcode": "", "context": "ivr", "exten": "100",
+        "started_at": "2026-11-24T23:40:00.000Z",
+        "ended_at": "2026-11-25T00:00:18.000Z",
+        "duration_ms": audio.len() / 8,
+        "end_reason": "stop",
+        "format": "ulaw", "sample_rate": 8000, "channels": 1,
+        "bytes": audio.len(),
+        "missing_ms": 0, "masked": [], "masked_ms": 0, "silent": false, "silences": [], "silence_ms": 0,
+        "rtp": {},
+        "sha256": callrec::integrity::sha256_hex(audio),
+        "parties": [],
+    }))
+    .expect("a valid metadata document")
+}
+
+#[tokio::test]
+async fn a_long_recording_goes_to_s3_as_a_multipart_upload() {
+    // No call: a recording of 20 minutes (9.2 MB of μ-law) made up here.
+    let s3 = S3Server::start("callrec-multipart").await;
+    let audio: Vec<u8> = (0..20 * 60 * 8000u32).map(|i| (i % 251) as u8).collect();
+    let recording =
+        FinishedRecording { metadata: made_up(&audio), audio: audio.clone().into(), format: AudioFormat::Ulaw };
+    let location = Location::parse(&format!("s3://{}/big", s3.bucket)).unwrap();
+    let endpoint = s3.endpoint.parse().unwrap();
+    let target = S3Target::from_builder(s3.builder(), location, Some(&endpoint), Duration::from_secs(10)).unwrap();
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let attempts = target.send(&recording, &Metrics::default(), shutdown).await.expect("stored");
+    let id = recording.metadata.recording_id;
+    let keys = s3.keys("big").await;
+    assert_eq!(keys, [format!("big/2026/11/24/{id}.json"), format!("big/2026/11/24/{id}.ul")]);
+    let stored = s3.get(&format!("big/2026/11/24/{id}.ul")).await;
+    assert_eq!(stored.content_type.as_deref(), Some("audio/basic"));
+    assert!(stored.bytes == audio, "the parts were put together into the recording, byte for byte");
+    let e_tag = stored.e_tag.clone().unwrap_or_default();
+    assert!(e_tag.trim_matches('"').ends_with("-2"), "a multipart upload of 2 parts, not {e_tag}");
+    let metadata = s3.get(&format!("big/2026/11/24/{id}.json")).await;
+    assert_eq!(metadata.bytes, recording.metadata.to_json().into_bytes(), "the webhook's metadata, byte for byte");
+    println!(
+        "came out: {} bytes stored in parts of at most {} bytes (ETag {e_tag}), in {attempts} attempt(s)",
+        audio.len(),
+        callrec::delivery::s3::MULTIPART_PART
+    );
 }
