@@ -154,38 +154,34 @@ async fn a_call_through_a_local_channel_that_is_optimized_away_is_recorded_whole
     callrec.stop().await;
 }
 
-/// A blind transfer by a switchboard (AMI BlindTransfer on the agent's
-/// channel), not by the agent's phone.
-#[tokio::test]
-async fn a_blind_transfer_by_the_switchboard_is_recorded_whole_with_both_agents() {
-    let _lab = lab::take().await;
+/// A call to `scenario` put through to the first agent (`first`), which a
+/// switchboard transfers over AMI 3.3 s in with `action` (`BlindTransfer` or
+/// `Atxfer`) to `exten`; the second agent answers. Checks that one recording
+/// holds the call, both agents in `parties` one after the other, and all
+/// the caller heard of each.
+async fn transfer_by_the_switchboard(scenario: &str, first: Agent, action: &str, exten: &str) {
     let webhook = Webhook::start().await;
     let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
-    let tag = lab::tag("switchboard");
+    let tag = lab::tag(scenario);
 
-    let first = Agent::answer(700);
     let second = Agent::answer_as_agent2(1300);
-    let caller = Caller::new("switchboard", &tag);
+    let caller = Caller::new(scenario, &tag);
     let capture = Capture::start(caller.media_port()).await;
     let call = caller.place();
     tokio::time::sleep(Duration::from_millis(3300)).await;
     let agent_channel = lab::channel_names().await.into_iter().find(|name| name.starts_with("PJSIP/agent-"));
     let agent_channel = agent_channel.expect("the first agent's channel");
-    let response = ami::action(&[
-        ("Action", "BlindTransfer"),
-        ("Channel", &agent_channel),
-        ("Context", "callrec-tests"),
-        ("Exten", "agent2"),
-    ])
-    .await;
-    assert!(response.contains("Success"), "AMI BlindTransfer: {response}");
+    let response =
+        ami::action(&[("Action", action), ("Channel", &agent_channel), ("Context", "callrec-tests"), ("Exten", exten)])
+            .await;
+    assert!(response.contains("Success"), "AMI {action}: {response}");
     call.finish().await;
     let heard_by_caller = capture.stop().await;
     first.finish().await;
     second.finish().await;
     let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(deliveries.len(), 1, "one recording for the whole call");
-    let (meta, tracks) = assert_delivered(&deliveries[0], "switchboard", "hangup", "wav", 2);
+    let (meta, tracks) = assert_delivered(&deliveries[0], scenario, "hangup", "wav", 2);
     let parties = parties(&meta);
     println!("parties {parties:?}");
     let agent = parties.iter().position(|p| p.2 == AGENT_NUMBER).expect("the first agent in the timeline");
@@ -193,55 +189,27 @@ async fn a_blind_transfer_by_the_switchboard_is_recorded_whole_with_both_agents(
     assert!(agent < agent2, "one after the other: {parties:?}");
     assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the first agent");
     assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 1300.0, "the second agent");
+    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
     assert_nothing_left().await;
     let log = callrec.stop().await;
     assert!(log.contains("snoops_reattached=1"), "{log}");
 }
 
+/// A blind transfer by a switchboard (AMI BlindTransfer on the agent's
+/// channel), not by the agent's phone.
+#[tokio::test]
+async fn a_blind_transfer_by_the_switchboard_is_recorded_whole_with_both_agents() {
+    let _lab = lab::take().await;
+    transfer_by_the_switchboard("switchboard", Agent::answer(700), "BlindTransfer", "agent2").await;
+}
+
 /// An attended transfer: a switchboard starts it for the agent (AMI Atxfer,
-/// the agent's attended-transfer feature); the caller is held while the agent
-/// consults the second agent, and the agent hanging up completes it.
+/// the agent's attended-transfer feature, to extension 8002); the caller is
+/// held while the agent consults the second agent, and the agent hanging up
+/// (about 2 s after the second agent answers) completes it.
 #[tokio::test]
 async fn an_attended_transfer_is_recorded_whole_with_both_agents() {
     let _lab = lab::take().await;
-    let webhook = Webhook::start().await;
-    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
-    let tag = lab::tag("attended");
-
-    // The agent consults for about 2 s after the second agent answers (the
-    // transfer starts at 3.3 s, the second agent rings for 1 s).
     let first = Agent::hanging_up_after(700, Duration::from_millis(6000));
-    let second = Agent::answer_as_agent2(1300);
-    let caller = Caller::new("attended", &tag);
-    let capture = Capture::start(caller.media_port()).await;
-    let call = caller.place();
-    tokio::time::sleep(Duration::from_millis(3300)).await;
-    let agent_channel = lab::channel_names().await.into_iter().find(|name| name.starts_with("PJSIP/agent-"));
-    let agent_channel = agent_channel.expect("the first agent's channel");
-    let response = ami::action(&[
-        ("Action", "Atxfer"),
-        ("Channel", &agent_channel),
-        ("Context", "callrec-tests"),
-        ("Exten", "8002"),
-    ])
-    .await;
-    assert!(response.contains("Success"), "AMI Atxfer: {response}");
-    call.finish().await;
-    let heard_by_caller = capture.stop().await;
-    first.finish().await;
-    second.finish().await;
-    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
-    let (meta, tracks) = assert_delivered(&deliveries[0], "attended", "hangup", "wav", 2);
-    let parties = parties(&meta);
-    println!("parties {parties:?}");
-    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the first agent");
-    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 1300.0, "the second agent");
-    let agent = parties.iter().position(|p| p.2 == AGENT_NUMBER).expect("the first agent in the timeline");
-    let agent2 = parties.iter().position(|p| p.2 == AGENT2_NUMBER).expect("the second agent in the timeline");
-    assert!(agent < agent2, "one after the other: {parties:?}");
-    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
-    assert_nothing_left().await;
-    let log = callrec.stop().await;
-    assert!(log.contains("snoops_reattached=1"), "{log}");
+    transfer_by_the_switchboard("attended", first, "Atxfer", "8002").await;
 }
