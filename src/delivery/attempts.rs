@@ -182,6 +182,53 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
+/// What every target's tests share about the attempt loop.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::DeliveryFailure;
+
+    /// A server on loopback that takes every connection and never answers;
+    /// returns its `http://HOST:PORT`.
+    pub async fn hanging_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        url
+    }
+
+    /// Starts `send` against a hanging server with a stopping limit of
+    /// 200 ms, stops callrec 100 ms in, and checks the one attempt under way
+    /// got those 200 ms and no more than a few seconds, not its 60 s timeout.
+    pub async fn assert_given_up_soon_after_shutdown<F>(send: impl FnOnce(watch::Receiver<bool>) -> F)
+    where
+        F: Future<Output = Result<u32, DeliveryFailure>> + Send + 'static,
+    {
+        let (stop, shutdown) = watch::channel(false);
+        let sending = tokio::spawn(send(shutdown));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stopped = std::time::Instant::now();
+        stop.send(true).unwrap();
+        let failure = tokio::time::timeout(Duration::from_secs(5), sending)
+            .await
+            .expect("the attempt is cut short, not left to its 60 s timeout")
+            .unwrap()
+            .unwrap_err();
+        assert!(stopped.elapsed() >= Duration::from_millis(200), "the attempt had its chance");
+        assert_eq!(failure.attempts, 1);
+        assert!(failure.last_error.contains("callrec stopping"), "{failure}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

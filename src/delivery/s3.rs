@@ -584,28 +584,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_server_gives_the_recording_up_soon_after_shutdown() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((connection, _)) = listener.accept().await {
-                held.push(connection);
-            }
-        });
-        let mut target = target(&url, Duration::from_secs(60));
+        let mut target = target(&attempts::testing::hanging_server().await, Duration::from_secs(60));
         target.limits.stopping_limit = Duration::from_millis(200);
-        let (stop, shutdown) = watch::channel(false);
-        let sending = tokio::spawn(async move { target.send(&recording(), &Metrics::default(), shutdown).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let stopped = std::time::Instant::now();
-        stop.send(true).unwrap();
-        let failure = tokio::time::timeout(Duration::from_secs(5), sending)
-            .await
-            .expect("the attempt is cut short, not left to its 60 s timeout")
-            .unwrap()
-            .unwrap_err();
-        assert!(stopped.elapsed() >= Duration::from_millis(200), "the attempt had its chance");
-        assert_eq!(failure.attempts, 1);
-        assert!(failure.last_error.contains("callrec stopping"), "{failure}");
+        attempts::testing::assert_given_up_soon_after_shutdown(|shutdown| async move {
+            target.send(&recording(), &Metrics::default(), shutdown).await
+        })
+        .await;
     }
 }

@@ -209,28 +209,11 @@ fn header_values_keep_only_visible_ascii() {
 
 #[tokio::test]
 async fn a_hanging_webhook_gives_the_recording_up_soon_after_shutdown() {
-    // A webhook that takes the connection and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap()).parse().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = listener.accept().await {
-            held.push(connection);
-        }
-    });
+    let url = format!("{}/hook", attempts::testing::hanging_server().await).parse().unwrap();
     let mut webhook = Webhook::new(url, Duration::from_secs(60), None);
     webhook.stopping_limit = Duration::from_millis(200);
-    let (stop, shutdown) = watch::channel(false);
-    let sending = tokio::spawn(async move { webhook.send(&recording(), &Metrics::default(), shutdown).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopped = Instant::now();
-    stop.send(true).unwrap();
-    let failure = tokio::time::timeout(Duration::from_secs(5), sending)
-        .await
-        .expect("the attempt is cut short, not left to its 60 s timeout")
-        .unwrap()
-        .unwrap_err();
-    assert!(stopped.elapsed() >= Duration::from_millis(200), "the attempt had its chance");
-    assert_eq!(failure.attempts, 1);
-    assert!(failure.last_error.contains("callrec stopping"), "{failure}");
+    attempts::testing::assert_given_up_soon_after_shutdown(|shutdown| async move {
+        webhook.send(&recording(), &Metrics::default(), shutdown).await
+    })
+    .await;
 }
