@@ -333,14 +333,19 @@ pub(crate) mod properties {
             .prop_flat_map(|(stereo, wav, skip, max)| {
                 (duration(Duration::ZERO, max - Duration::from_nanos(1)), Just((stereo, wav, skip, max)))
             })
-            .prop_map(|(min, (stereo, wav, skip, max))| RecordingOptions {
-                channels: if stereo { Channels::Stereo } else { Channels::Mono },
-                format: if wav || stereo { AudioFormat::Wav } else { AudioFormat::Ulaw },
-                pause: if skip { PauseMode::Skip } else { PauseMode::Silence },
-                max,
-                min,
-                to: None,
-            })
+            .prop_map(|(min, (stereo, wav, skip, max))| options_of(stereo, wav, skip, max, min))
+    }
+
+    /// Valid options from their parts: stereo only as WAV.
+    fn options_of(stereo: bool, wav: bool, skip: bool, max: Duration, min: Duration) -> RecordingOptions {
+        RecordingOptions {
+            channels: if stereo { Channels::Stereo } else { Channels::Mono },
+            format: if wav || stereo { AudioFormat::Wav } else { AudioFormat::Ulaw },
+            pause: if skip { PauseMode::Skip } else { PauseMode::Silence },
+            max,
+            min,
+            to: None,
+        }
     }
 
     /// Defaults, and options a start marker may validly ask for over them.
@@ -357,15 +362,7 @@ pub(crate) mod properties {
                     (Just((defaults, stereo, wav, skip, max)), duration(Duration::ZERO, max - Duration::from_nanos(1)))
                 })
                 .prop_map(|((defaults, stereo, wav, skip, max), min)| {
-                    let options = RecordingOptions {
-                        channels: if stereo { Channels::Stereo } else { Channels::Mono },
-                        format: if wav || stereo { AudioFormat::Wav } else { AudioFormat::Ulaw },
-                        pause: if skip { PauseMode::Skip } else { PauseMode::Silence },
-                        max,
-                        min,
-                        to: None,
-                    };
-                    (defaults, options)
+                    (defaults, options_of(stereo, wav, skip, max, min))
                 })
         })
     }
