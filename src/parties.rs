@@ -44,6 +44,9 @@ pub struct PartySpan {
 /// runs, the caller is not talking to the IVR.
 const CONNECTING_APPS: [&str; 4] = ["Dial", "Queue", "Bridge", "BridgeWait"];
 
+/// The prefix of Local channels' names.
+const LOCAL: &str = "Local/";
+
 /// The timeline of one call.
 #[derive(Debug, Clone)]
 pub struct Parties {
@@ -73,6 +76,19 @@ impl Parties {
     pub fn put_through(&mut self, at: Instant, peer: &str) {
         self.put_through_to = Some(peer.to_string());
         self.note(at);
+    }
+
+    /// The caller's `BRIDGEPEER` became `peers`: the channel (or channels,
+    /// comma-separated) it is bridged with, however it got there (`Dial()`,
+    /// `Queue()`, a switchboard's bridge, an ARI bridge, a masquerade). Its
+    /// connected line names the party. A Local channel is plumbing: the party
+    /// is whoever answers behind it. Leaving a bridge (an empty value) is told
+    /// by what follows: the dialplan, a transfer, the hangup.
+    pub fn bridged_with(&mut self, at: Instant, peers: &str) {
+        if peers.is_empty() || peers.starts_with(LOCAL) {
+            return;
+        }
+        self.put_through(at, peers);
     }
 
     /// The caller runs dialplan application `app`: unless it is one that
@@ -120,6 +136,9 @@ impl Parties {
             }
             match kept.last_mut() {
                 Some(previous) if previous.party == span.party => previous.to = span.to,
+                // Under a millisecond (the hangup right after a bridge ends)
+                // is nothing a listener could hear.
+                Some(previous) if span.to - span.from < Duration::from_millis(1) => previous.to = span.to,
                 _ => kept.push(span),
             }
         }
@@ -134,8 +153,18 @@ impl Parties {
                 Party { number: self.connected.0.clone(), name: self.connected.1.clone(), channel: peer.clone() }
             }
         };
-        if self.changes.last().is_some_and(|(_, current)| *current == party) {
-            return;
+        match self.changes.last_mut() {
+            Some((_, current)) if *current == party => return,
+            // A Local channel optimized away hands its place to the channel
+            // behind it: the same party.
+            Some((_, current))
+                if current.channel.starts_with(LOCAL)
+                    && (&current.number, &current.name) == (&party.number, &party.name) =>
+            {
+                current.channel = party.channel;
+                return;
+            }
+            _ => {}
         }
         if self.changes.len() >= MAX_CHANGES {
             self.changes.remove(0);
@@ -171,6 +200,54 @@ mod tests {
                 PartySpan { from: ms(1510), to: ms(5500), party: agent("2001", "PJSIP/agent-1") },
             ]
         );
+    }
+
+    #[test]
+    fn a_bridge_made_without_a_dial_names_the_party_by_its_connected_line() {
+        // A switchboard bridges the caller (a masquerade takes it out of the
+        // dialplan): BRIDGEPEER comes first, the connected line a moment later.
+        let t0 = Instant::now();
+        let mut parties = Parties::new(t0);
+        parties.in_dialplan(t0 + ms(100), "Wait");
+        parties.bridged_with(t0 + ms(1000), "PJSIP/agent-1");
+        parties.connected_line(t0 + ms(1001), "2001", "Agent 2001");
+        parties.bridged_with(t0 + ms(4000), "");
+        parties.in_dialplan(t0 + ms(4001), "Hangup");
+        let spans = parties.spans(t0, t0 + ms(4002));
+        assert_eq!(
+            spans,
+            [
+                PartySpan { from: ms(0), to: ms(1000), party: Party::ivr() },
+                PartySpan { from: ms(1000), to: ms(4001), party: agent("2001", "PJSIP/agent-1") },
+                PartySpan { from: ms(4001), to: ms(4002), party: Party::ivr() },
+            ]
+        );
+        // The hangup a fraction of a millisecond after the bridge ended.
+        let spans = parties.spans(t0, t0 + ms(4001) + Duration::from_micros(300));
+        assert_eq!(spans.last().unwrap().party, agent("2001", "PJSIP/agent-1"));
+    }
+
+    #[test]
+    fn a_bridge_the_dial_already_told_changes_nothing() {
+        let t0 = Instant::now();
+        let mut parties = Parties::new(t0);
+        parties.connected_line(t0 + ms(1000), "2001", "Agent 2001");
+        parties.put_through(t0 + ms(1000), "PJSIP/agent-1");
+        parties.bridged_with(t0 + ms(1005), "PJSIP/agent-1");
+        assert_eq!(parties.spans(t0, t0 + ms(2000)).len(), 2);
+    }
+
+    #[test]
+    fn a_local_channel_optimized_away_is_the_party_behind_it() {
+        let t0 = Instant::now();
+        let mut parties = Parties::new(t0);
+        parties.connected_line(t0 + ms(1000), "2001", "Agent 2001");
+        parties.put_through(t0 + ms(1000), "Local/agent@lab-1;1");
+        parties.bridged_with(t0 + ms(1001), "Local/agent@lab-1;1");
+        parties.bridged_with(t0 + ms(1300), "PJSIP/agent-1");
+        let spans = parties.spans(t0, t0 + ms(3000));
+        assert_eq!(spans[1], PartySpan { from: ms(1000), to: ms(3000), party: agent("2001", "PJSIP/agent-1") });
+        assert_eq!(spans.len(), 2, "{spans:?}");
     }
 
     #[test]

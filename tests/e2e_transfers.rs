@@ -4,8 +4,9 @@
 //! the whole call, the second agent from the moment it answers (Asterisk's
 //! snoop would hear it as seconds of silence without callrec snooping anew),
 //! and its metadata says who was on the line when. Likewise a blind transfer
-//! by a switchboard, an attended transfer, and a call put through a Local
-//! channel that Asterisk optimizes away.
+//! by a switchboard, an attended transfer, a call put through a Local
+//! channel that Asterisk optimizes away, a call put through by a queue, and a
+//! caller swapped for another channel by a masquerade.
 
 mod support;
 
@@ -18,7 +19,7 @@ use support::callrec::{Callrec, Options};
 use support::checks::assert_delivered;
 use support::heard::{Capture, HeardPacket};
 use support::lab::{self, assert_nothing_left, epoch_ms};
-use support::sipp::{Agent, Caller, AGENT2_NUMBER, AGENT_NUMBER};
+use support::sipp::{Agent, Caller, AGENT2_NUMBER, AGENT_NAME, AGENT_NUMBER};
 use support::webhook::Webhook;
 
 /// The test oracle: every 20 ms packet in which the caller heard `frequency`
@@ -212,4 +213,81 @@ async fn an_attended_transfer_is_recorded_whole_with_both_agents() {
     let _lab = lab::take().await;
     let first = Agent::hanging_up_after(700, Duration::from_millis(6000));
     transfer_by_the_switchboard("attended", first, "Atxfer", "8002").await;
+}
+
+/// A caller put through to the agent by a queue: `Queue()` rings its members
+/// itself, not with `Dial()`. The agent is in the timeline after the IVR, and
+/// all the caller heard of it is recorded.
+#[tokio::test]
+async fn a_call_put_through_by_a_queue_is_recorded_with_its_agent() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("queued");
+
+    let agent = Agent::hanging_up_after(700, Duration::from_millis(4000));
+    let caller = Caller::new("queued", &tag);
+    let capture = Capture::start(caller.media_port()).await;
+    caller.place().finish().await;
+    let heard_by_caller = capture.stop().await;
+    agent.finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], "queued", "hangup", "wav", 2);
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    assert_eq!(parties[0].3, "ivr", "the caller waits in the IVR first: {parties:?}");
+    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the agent in the timeline");
+    assert_eq!(agent.3, AGENT_NAME, "{parties:?}");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the agent");
+    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
+    assert_nothing_left().await;
+    callrec.stop().await;
+}
+
+/// A switchboard bridges a recorded caller waiting in the dialplan to an
+/// agent it called (AMI Originate, then AMI Bridge). Asterisk takes the
+/// caller out of the dialplan by a masquerade: the channel under the
+/// recording is swapped for a new one that takes over its id. The recording
+/// follows it: one recording, the agent heard from the bridge to the end.
+#[tokio::test]
+async fn a_caller_swapped_by_a_masquerade_is_recorded_to_the_end() {
+    let _lab = lab::take().await;
+    let webhook = Webhook::start().await;
+    let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), ..Default::default() }).await;
+    let tag = lab::tag("yanked");
+
+    let agent = Agent::hanging_up_after(700, Duration::from_millis(4000));
+    let caller = Caller::new("yanked", &tag);
+    let capture = Capture::start(caller.media_port()).await;
+    let call = caller.place();
+    let caller_channel = lab::global_when_set(&format!("{tag}_channel")).await;
+    let response = ami::action(&[
+        ("Action", "Originate"),
+        ("Channel", "PJSIP/agent"),
+        ("Application", "Wait"),
+        ("Data", "20"),
+        ("Async", "true"),
+    ])
+    .await;
+    assert!(response.contains("Success"), "AMI Originate: {response}");
+    let agent_channel = lab::channel_named_when_up("PJSIP/agent-").await;
+    let response =
+        ami::action(&[("Action", "Bridge"), ("Channel1", &caller_channel), ("Channel2", &agent_channel)]).await;
+    assert!(response.contains("Success"), "AMI Bridge: {response}");
+    call.finish().await;
+    let heard_by_caller = capture.stop().await;
+    agent.finish().await;
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], "yanked", "hangup", "wav", 2);
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    assert_eq!(parties[0].3, "ivr", "the caller waits in the IVR first: {parties:?}");
+    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the agent in the timeline");
+    assert_eq!(agent.3, AGENT_NAME, "{parties:?}");
+    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the agent");
+    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
+    assert_nothing_left().await;
+    callrec.stop().await;
 }

@@ -92,6 +92,16 @@ pub enum Event {
         #[serde(default)]
         dialplan_app: String,
     },
+    /// A variable of a followed channel was set. callrec reads `BRIDGEPEER`:
+    /// the channel (or channels) it is bridged with.
+    ChannelVarset {
+        #[serde(default)]
+        channel: Option<Box<Channel>>,
+        #[serde(default)]
+        variable: String,
+        #[serde(default)]
+        value: String,
+    },
     /// Another connection took over the application name.
     ApplicationReplaced {
         #[serde(default)]
@@ -160,8 +170,18 @@ mod tests {
 
     #[test]
     fn unknown_events_are_other() {
-        let text = r#"{"type":"ChannelVarset","variable":"X","value":"1"}"#;
+        let text = r#"{"type":"ChannelUserevent","eventname":"X"}"#;
         assert_eq!(parse(text).unwrap(), Event::Other);
+    }
+
+    #[test]
+    fn a_variable_set_without_a_channel_is_a_global_one() {
+        let text = r#"{"type":"ChannelVarset","variable":"X","value":"1"}"#;
+        let Event::ChannelVarset { channel, variable, value } = parse(text).unwrap() else { panic!() };
+        assert_eq!((channel, variable.as_str(), value.as_str()), (None, "X", "1"));
+        let text = r#"{"type":"ChannelVarset","variable":"BRIDGEPEER","value":"PJSIP/agent-1","channel":{"id":"a"}}"#;
+        let Event::ChannelVarset { channel, value, .. } = parse(text).unwrap() else { panic!() };
+        assert_eq!((channel.unwrap().id.as_str(), value.as_str()), ("a", "PJSIP/agent-1"));
     }
 
     #[test]
@@ -189,7 +209,7 @@ mod properties {
     use super::*;
 
     /// Every event type `Event` names.
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 11] = [
         "StasisStart",
         "StasisEnd",
         "ChannelHangupRequest",
@@ -199,13 +219,16 @@ mod properties {
         "BridgeBlindTransfer",
         "BridgeAttendedTransfer",
         "ChannelDialplan",
+        "ChannelVarset",
         "ApplicationReplaced",
     ];
 
     /// The fields the events and their channels read: random objects use
     /// them as often as random keys, so that wrong types reach each one.
-    const FIELDS: [&str; 19] = [
+    const FIELDS: [&str; 21] = [
         "channel",
+        "variable",
+        "value",
         "args",
         "peer",
         "caller",
@@ -242,6 +265,7 @@ mod properties {
             Event::BridgeBlindTransfer { .. } => "BridgeBlindTransfer",
             Event::BridgeAttendedTransfer { .. } => "BridgeAttendedTransfer",
             Event::ChannelDialplan { .. } => "ChannelDialplan",
+            Event::ChannelVarset { .. } => "ChannelVarset",
             Event::ApplicationReplaced { .. } => "ApplicationReplaced",
             Event::Other => "Other",
         }
@@ -371,6 +395,7 @@ mod properties {
             | Event::ChannelDialplan { channel, .. } => Some(&channel.id),
             Event::Dial { peer, .. } => Some(&peer.id),
             Event::BridgeBlindTransfer { transferee, .. } => transferee.as_deref().map(|channel| channel.id.as_str()),
+            Event::ChannelVarset { channel, .. } => channel.as_deref().map(|channel| channel.id.as_str()),
             Event::BridgeAttendedTransfer { transferer_first_leg, .. } => {
                 transferer_first_leg.as_deref().map(|channel| channel.id.as_str())
             }

@@ -374,11 +374,17 @@ impl Recorder {
                     call.parties.in_dialplan(now, &dialplan_app);
                 }
             }
+            Event::ChannelVarset { channel: Some(channel), variable, value } if variable == "BRIDGEPEER" => {
+                if let Some(call) = self.calls.get_mut(&channel.id) {
+                    debug!(channel = %channel.name, peers = %value, "bridged with");
+                    call.parties.bridged_with(now, &value);
+                }
+            }
             Event::ApplicationReplaced { .. } => {
                 self.holds_application = false;
                 self.lose_control(now);
             }
-            Event::Dial { .. } | Event::Other => {}
+            Event::Dial { .. } | Event::ChannelVarset { .. } | Event::Other => {}
         }
     }
 

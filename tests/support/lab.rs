@@ -105,6 +105,36 @@ pub async fn mark(tag: &str, name: &str) -> i64 {
     }
 }
 
+/// A dialplan global variable a scenario sets; waits for it to appear.
+pub async fn global_when_set(name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = global(name).await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "the scenario never set {name}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The name of the first channel whose name starts with `prefix` once it is
+/// up (answered); waits for it.
+pub async fn channel_named_when_up(prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = get_json("channels").await;
+        let up =
+            list.as_array().unwrap().iter().find(|item| {
+                item["name"].as_str().is_some_and(|name| name.starts_with(prefix)) && item["state"] == "Up"
+            });
+        if let Some(channel) = up {
+            return channel["name"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no channel {prefix}… came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn channel_ids() -> Vec<String> {
     ids(&get_json("channels").await)
 }
