@@ -117,9 +117,9 @@ pub async fn global_when_set(name: &str) -> String {
     }
 }
 
-/// The name of the first channel whose name starts with `prefix` once it is
-/// up (answered); waits for it.
-pub async fn channel_named_when_up(prefix: &str) -> String {
+/// The id and name of the first channel whose name starts with `prefix`
+/// once it is up (answered); waits for it.
+pub async fn channel_when_up(prefix: &str) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let list = get_json("channels").await;
@@ -128,11 +128,28 @@ pub async fn channel_named_when_up(prefix: &str) -> String {
                 item["name"].as_str().is_some_and(|name| name.starts_with(prefix)) && item["state"] == "Up"
             });
         if let Some(channel) = up {
-            return channel["name"].as_str().unwrap().to_string();
+            let text = |key: &str| channel[key].as_str().unwrap().to_string();
+            return (text("id"), text("name"));
         }
         assert!(Instant::now() < deadline, "no channel {prefix}… came up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A channel's variable or dialplan function, read over ARI.
+pub async fn channel_variable(channel_id: &str, variable: &str) -> String {
+    let response = ari_get(&format!("channels/{channel_id}/variable")).query(&[("variable", variable)]).send().await;
+    let value: Value = response.unwrap().json().await.unwrap();
+    value["value"].as_str().unwrap_or_else(|| panic!("{variable} of {channel_id}: {value}")).to_string()
+}
+
+/// The SIP dialog of a PJSIP channel as a Replaces header names it (RFC
+/// 3891: call-id;to-tag;from-tag, the tags as Asterisk's end of it sees them).
+pub async fn sip_dialog_to_replace(channel_id: &str) -> String {
+    let call_id = channel_variable(channel_id, "CHANNEL(pjsip,call-id)").await;
+    let local = channel_variable(channel_id, "CHANNEL(pjsip,local_tag)").await;
+    let remote = channel_variable(channel_id, "CHANNEL(pjsip,remote_tag)").await;
+    format!("{call_id};to-tag={local};from-tag={remote}")
 }
 
 pub async fn channel_ids() -> Vec<String> {

@@ -288,6 +288,123 @@ impl Agent {
     }
 }
 
+/// The first agent's second line, for an attended transfer by its phone: it
+/// calls the second agent through the PBX (`agent2-consult`, the
+/// consultation), then `after` the answer sends a REFER on that call whose
+/// Refer-To replaces `replaces` — the agent's first call, the one with the
+/// caller (call-id;to-tag;from-tag). Asterisk puts the caller through to the
+/// second agent and hangs up the agent's first call; the agent's phone hangs
+/// up the consultation a second after the REFER is accepted. The NOTIFYs on
+/// the way are answered by sipp itself (-aa).
+pub struct Consult {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Consult {
+    pub fn transfer_after(replaces: &str, after: Duration) -> Consult {
+        let escaped = replaces.replace('%', "%25").replace(';', "%3B").replace('=', "%3D").replace('@', "%40");
+        let from =
+            format!("\"{AGENT_NAME}\" <sip:{AGENT_NUMBER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]");
+        let scenario = format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callrec test consultation">
+  <send retrans="500"><![CDATA[
+      INVITE sip:agent2-consult@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: <sip:agent2-consult@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{AGENT_NUMBER}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+{sdp}
+
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true">
+    <action><ereg regexp="sip:[^>]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="their_to"/></action>
+  </recv>
+  <send><![CDATA[
+      ACK [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: [$their_to]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:{AGENT_NUMBER}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="{after}"/>
+  <send retrans="500"><![CDATA[
+      REFER [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: [$their_to]
+      Call-ID: [call_id]
+      CSeq: 2 REFER
+      Contact: <sip:{AGENT_NUMBER}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Refer-To: <sip:agent2@127.0.0.1:5060?Replaces={escaped}>
+      Referred-By: <sip:{AGENT_NUMBER}@127.0.0.1>
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="202"/>
+  <pause milliseconds="1000"/>
+  <send retrans="500"><![CDATA[
+      BYE [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from}
+      To: [$their_to]
+      Call-ID: [call_id]
+      CSeq: 3 BYE
+      Contact: <sip:{AGENT_NUMBER}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200"/>
+</scenario>
+"#,
+            sdp = PCMU_SDP,
+            after = after.as_millis(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consult.xml");
+        std::fs::write(&path, scenario).unwrap();
+        let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
+        let child = Command::new("sipp")
+            .arg("127.0.0.1:5060")
+            .arg("-sf")
+            .arg(&path)
+            .args(["-p", "15096", "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-aa"])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-nostdin", "-timeout", "90s", "-timeout_error"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sipp");
+        Consult { child, dir }
+    }
+
+    /// Waits for the consultation to end.
+    pub async fn finish(mut self) {
+        wait_for_sipp(&mut self.child, self.dir.path()).await;
+    }
+}
+
 /// How an agent's call ends.
 enum AgentEnd {
     /// The PBX hangs up; the agent answers its BYE.
