@@ -862,8 +862,14 @@ impl Recorder {
         }
         let Some(call) = self.calls.get_mut(call_id) else { return };
         let mut answers: Vec<_> = call.holds.start_gone(call.session.recording()).into_iter().collect();
-        if call.session.is_idle() {
+        let idle = call.session.is_idle();
+        if idle {
             answers.extend(call.holds.drain());
+        }
+        if let Some(dwell) = call.holds.start_dwell() {
+            self.parts.metrics.live.start_marker_held(dwell);
+        }
+        if idle {
             self.calls.remove(call_id);
         }
         for (hold, outcome) in answers {
@@ -996,6 +1002,7 @@ impl Recorder {
         keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
+        metrics.live.recording_ended(&finished.reason);
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
