@@ -1018,7 +1018,7 @@ impl Recorder {
         keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
-        metrics.live.recording_ended(&finished.reason);
+        metrics.live.recording_ended(finished.reason);
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
