@@ -109,6 +109,7 @@ async fn metrics_move_as_a_recorded_call_says() {
     exactly("callrec_ari_connected", 1.0);
     exactly("callrec_audio_captured_bytes_total", deliveries[0].audio.len() as f64);
     exactly("callrec_audio_captured_seconds_total", duration_ms / 1000.0);
+    exactly("callrec_audio_missing_seconds_total", meta["missing_ms"].as_f64().unwrap() / 1000.0);
 
     // One start marker, held while capture was set up: well under the
     // 1 s capture timeout (the dialplan's own marks say under 500 ms).

@@ -97,6 +97,7 @@ impl Delivery {
         let began = std::time::Instant::now();
         self.metrics.audio_captured_bytes.add(recording.audio.len() as u64);
         self.metrics.audio_captured_milliseconds.add(recording.metadata.duration_ms);
+        self.metrics.audio_missing_milliseconds.add(recording.metadata.missing_ms);
         live.deliveries_in_progress.inc();
         let target = match self.targets.pick(to) {
             Picked::Asked(name, _) | Picked::Unknown(name, _) => name.to_string(),
@@ -268,7 +269,17 @@ impl Delivery {
                     continue;
                 }
             };
-            match target.send(&recording, &self.metrics, self.shutdown.clone()).await {
+            let sent = target.send(&recording, &self.metrics, self.shutdown.clone()).await;
+            let attempts = match &sent {
+                Ok(attempts) => *attempts,
+                Err(failure) => failure.attempts,
+            };
+            self.metrics
+                .live
+                .delivery_attempts
+                .get_or_create(&TargetLabel { target: to.clone() })
+                .inc_by(attempts.into());
+            match sent {
                 Ok(attempts) => {
                     self.metrics.spool_resent.inc();
                     info!(recording_id = %id, attempts, target = %to, to = %target, "spooled recording delivered");
