@@ -178,7 +178,7 @@ struct Call {
 /// `recording_id` is the recording set up last. The task that collects and
 /// delivers a recording carries a span of the same name and fields.
 fn call_span(channel_id: &str) -> Span {
-    info_span!("call", channel_id, recording_id = tracing::field::Empty)
+    info_span!("call", channel_id = %channel_id, recording_id = tracing::field::Empty)
 }
 
 /// The recording resources that exist for a running recording.
