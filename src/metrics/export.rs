@@ -290,4 +290,15 @@ mod tests {
         assert_eq!(value(&text, "callrec_start_marker_dwell_seconds_bucket{le=\"0.05\"}"), Some(1.0));
         assert_eq!(value(&text, "callrec_delivery_latency_seconds_bucket{le=\"+Inf\"}"), Some(1.0));
     }
+
+    #[test]
+    fn the_readme_lists_every_family() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let (_, _, exporter) = exporter();
+        let text = exporter.render();
+        let families = text.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next());
+        for family in families {
+            assert!(readme.contains(&format!("`{family}")), "README's Metrics section lacks {family}");
+        }
+    }
 }
