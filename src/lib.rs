@@ -7,7 +7,8 @@
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
-//! their checks (`callrec keygen`, `callrec verify`).
+//! their checks (`callrec keygen`, `callrec verify`). `metrics` and `health`
+//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`).
 
 pub mod ari;
 pub mod backoff;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod convert;
 pub mod delivery;
+pub mod health;
 pub mod integrity;
 pub mod markers;
 pub mod media;
