@@ -7,7 +7,9 @@
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
-//! their checks (`callrec keygen`, `callrec verify`).
+//! their checks (`callrec keygen`, `callrec verify`). At the far end of
+//! delivery, `receive` is a storage webhook that ships with callrec
+//! (`callrec receive`): it stores deliveries and serves a page to play them.
 
 pub mod ari;
 pub mod backoff;
@@ -21,6 +23,7 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod parties;
+pub mod receive;
 pub mod recorder;
 pub mod recording;
 pub mod resources;
