@@ -50,7 +50,7 @@ async fn a_real_call_is_received_listed_and_played_in_a_headless_browser() {
     assert_eq!((mono["format"].as_str(), stereo["format"].as_str()), (Some("ulaw"), Some("wav")));
     assert!(!stereo["masked"].as_array().unwrap().is_empty(), "the pause is masked: {stereo}");
     assert_nothing_left().await;
-    receiver.wait_for_file(&receiver.dir.path().join("post-call"), 2).await;
+    receiver.wait_for_file(&receiver.dir.path().join("received/post-call"), 2).await;
     let log = callrec.stop().await;
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "every delivery was taken:\n{log}");
 
