@@ -1,6 +1,9 @@
 //! Start-up: the command line (every flag also read from a `CALLREC_*`
-//! environment variable) turned into one validated `Config`. Secrets are
-//! wrapped so that they never reach a log line, an error or `--help`.
+//! environment variable, and from the TOML file `--config` names: see
+//! `file`) turned into one validated `Config`. Secrets are wrapped so that
+//! they never reach a log line, an error or `--help`.
+
+pub mod file;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -235,6 +238,21 @@ pub struct RunArgs {
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
+
+    /// Log lines as plain text, or as one JSON object each (with the call's channel_id and recording_id)
+    #[arg(long, env = "CALLREC_LOG_FORMAT", value_name = "text|json", default_value = "text", value_enum)]
+    pub log_format: LogFormat,
+
+    /// TOML file with any of these flags as keys (ari-url = "http://pbx:8088"); flags and CALLREC_* variables override it
+    #[arg(long = file::FLAG, env = file::ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 fn parse_target(value: &str) -> Result<(String, Url), String> {
@@ -360,6 +378,7 @@ pub struct Config {
     /// Most audio held in memory, in bytes.
     pub max_memory: u64,
     pub log: String,
+    pub log_format: LogFormat,
 }
 
 /// A setting that makes no sense, in one line.
@@ -517,6 +536,7 @@ impl TryFrom<RunArgs> for Config {
             post_call_url: args.post_call_url,
             max_memory: args.max_memory,
             log: args.log,
+            log_format: args.log_format,
         })
     }
 }

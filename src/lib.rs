@@ -7,9 +7,11 @@
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
-//! their checks (`callrec keygen`, `callrec verify`). At the far end of
-//! delivery, `receive` is a storage webhook that ships with callrec
-//! (`callrec receive`): it stores deliveries and serves a page to play them.
+//! their checks (`callrec keygen`, `callrec verify`). `metrics` and `health`
+//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`). At
+//! the far end of delivery, `receive` is a storage webhook that ships with
+//! callrec (`callrec receive`): it stores deliveries and serves a page to
+//! play them.
 
 pub mod ari;
 pub mod backoff;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod convert;
 pub mod delivery;
+pub mod health;
 pub mod integrity;
 pub mod markers;
 pub mod media;

@@ -7,21 +7,26 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use callrec::config::{Cli, Command, Config, ConvertArgs, KeygenArgs, VerifyArgs};
+use callrec::config::file::{self, CliError};
+use callrec::config::{Command, Config, ConvertArgs, KeygenArgs, LogFormat, VerifyArgs};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) if !error.use_stderr() => {
+    let parsed = file::parse(std::env::args_os().collect(), std::env::var_os(file::ENV));
+    let (cli, matches, config_file) = match parsed {
+        Ok(parsed) => parsed,
+        Err(CliError::Clap(error)) if !error.use_stderr() => {
             // --help and --version
             let _ = error.print();
             return ExitCode::SUCCESS;
         }
-        Err(error) => {
+        Err(CliError::Clap(error)) => {
             eprintln!("callrec: {}", one_line(&error.to_string()));
+            return ExitCode::from(2);
+        }
+        Err(CliError::File(error)) => {
+            eprintln!("callrec: {error}");
             return ExitCode::from(2);
         }
     };
@@ -35,15 +40,27 @@ fn main() -> ExitCode {
     let config = match Config::try_from(args) {
         Ok(config) => config,
         Err(error) => {
+            let error = match (&config_file, matches.subcommand_matches("run")) {
+                (Some(file), Some(run)) => file.explain(run, error),
+                _ => error,
+            };
             eprintln!("callrec: {error}");
             return ExitCode::from(2);
         }
     };
 
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: `docker logs` and log files get plain text.
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        // One object a line: the event's fields at the top, the call's span
+        // (channel_id, recording_id) in `spans`.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+        // Colours only on a terminal: `docker logs` and log files get plain text.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    if let Some(file) = &config_file {
+        tracing::info!(config = %file.path.display(), keys = file.values.len(), "configuration file read");
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -1,8 +1,19 @@
 //! Counters of everything callrec did or refused, along the whole path. Each
 //! anomaly (a bad marker, a stray packet, a failed delivery) bumps one, beside
-//! its log line; the totals are logged at shutdown and can be exported later.
+//! its log line; `Live` adds what a plain count cannot say (gauges, labelled
+//! counts, histograms). `export` turns them into Prometheus text at each
+//! scrape of `/metrics`; the totals are also logged at shutdown.
+
+pub mod export;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter as LabelledCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// One monotonically increasing count.
 #[derive(Debug, Default)]
@@ -28,12 +39,19 @@ macro_rules! metrics {
         #[derive(Debug, Default)]
         pub struct Metrics {
             $($(#[doc = $doc])* pub $name: Counter,)*
+            /// Gauges, labelled counts and histograms.
+            pub live: Live,
         }
 
         impl Metrics {
             /// Every counter with its name, for logging and export.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name.get()),)*]
+            }
+
+            /// Every counter with its name and its doc comment, for export.
+            pub fn described(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), concat!($($doc, "\n",)*), self.$name.get()),)*]
             }
         }
     };
@@ -143,6 +161,88 @@ metrics! {
     rtp_resyncs,
     /// RTP packets dropped because a recording reached its length limit.
     rtp_over_limit,
+    /// Times callrec stood aside because another ARI client took over its
+    /// Stasis application.
+    ari_stand_asides,
+    /// Bytes of audio (as delivered: μ-law or WAV) of recordings handed to delivery.
+    audio_captured_bytes,
+    /// Milliseconds of audio of recordings handed to delivery.
+    audio_captured_milliseconds,
+}
+
+/// Label of `Live::recordings_ended`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndReasonLabel {
+    pub end_reason: String,
+}
+
+/// Labels of `Live::deliveries`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The target's name (`default`, a `--target` name), or `directory`
+    /// when no target is configured.
+    pub target: String,
+    /// `delivered`, `saved` (output directory, no target), `spooled`,
+    /// `fallback` (output directory after the target failed) or `lost`.
+    pub outcome: &'static str,
+}
+
+/// Label of `Live::delivery_attempts`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabel {
+    pub target: String,
+}
+
+/// What a plain counter cannot say, exported as it is.
+#[derive(Debug)]
+pub struct Live {
+    /// 1 while the ARI event WebSocket is connected and holds the Stasis
+    /// application, else 0 (set by the event WebSocket).
+    pub ari_connected: Gauge,
+    /// Recordings being delivered now (waiting for or inside their attempts).
+    pub deliveries_in_progress: Gauge,
+    /// Recordings ended, by `end_reason`.
+    pub recordings_ended: Family<EndReasonLabel, LabelledCounter>,
+    /// Deliveries by target and outcome.
+    pub deliveries: Family<DeliveryLabels, LabelledCounter>,
+    /// Attempts made to hand recordings to a target (first tries and retries).
+    pub delivery_attempts: Family<TargetLabel, LabelledCounter>,
+    /// How long a start marker held its sender (the call in Stasis, the AGI
+    /// session or the HTTP request) until the capture ran or it was let go, s.
+    pub start_marker_dwell: Histogram,
+    /// How long a recording took from being handed to delivery to its
+    /// outcome (delivered, spooled, saved or lost), s.
+    pub delivery_latency: Histogram,
+}
+
+/// Dwell buckets: a start marker is let go within --capture-timeout (1 s by
+/// default, a few seconds at most).
+const DWELL_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0];
+/// Delivery buckets: from milliseconds (a directory) up to --delivery-timeout.
+const DELIVERY_BUCKETS: [f64; 14] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0];
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            ari_connected: Gauge::default(),
+            deliveries_in_progress: Gauge::default(),
+            recordings_ended: Family::default(),
+            deliveries: Family::default(),
+            delivery_attempts: Family::default(),
+            start_marker_dwell: Histogram::new(DWELL_BUCKETS),
+            delivery_latency: Histogram::new(DELIVERY_BUCKETS),
+        }
+    }
+}
+
+impl Live {
+    pub fn recording_ended(&self, end_reason: impl ToString) {
+        self.recordings_ended.get_or_create(&EndReasonLabel { end_reason: end_reason.to_string() }).inc();
+    }
+
+    pub fn start_marker_held(&self, dwell: Duration) {
+        self.start_marker_dwell.observe(dwell.as_secs_f64());
+    }
 }
 
 #[cfg(test)]

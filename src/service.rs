@@ -14,14 +14,17 @@ use tracing::{info, warn};
 use crate::ari::rest::AriClient;
 use crate::ari::websocket::EventStream;
 use crate::config::Config;
+use crate::control::api::operations::Operations;
 use crate::control::{agi, api, Markers};
 use crate::delivery::metadata::samples_in;
 use crate::delivery::post_call::PostCall;
 use crate::delivery::s3::{Location, S3Target};
 use crate::delivery::target::DEFAULT as DEFAULT_TARGET;
 use crate::delivery::{Delivery, Directory, Spool, Target, Targets, Webhook};
+use crate::health::Health;
 use crate::media;
 use crate::memory::AudioMemory;
+use crate::metrics::export::Exporter;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, RecorderParts};
 
@@ -31,6 +34,7 @@ const SPOOL_RESEND_EVERY: Duration = Duration::from_secs(30);
 /// Runs callrec until `shutdown` completes, then finishes every recording.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    let health = Health::new(metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
@@ -44,7 +48,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     )
     .map_err(|error| anyhow::anyhow!("cannot bind the media socket to {}: {error}", config.media_bind))?;
     let media_target = config.media_advertise.clone().unwrap_or_else(|| media.local_addr.to_string());
-    let mut media_task = tokio::spawn(receiver.run());
+    health.media_bound(media.local_addr);
+    let mut media_task = tokio::spawn(health.watch("media", receiver.run()));
 
     let directory = Directory::new(&config.output_dir);
     let webhook = |url: &url::Url| Webhook::new(url.clone(), config.delivery_timeout, config.webhook_secret.clone());
@@ -81,7 +86,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (ari_tx, ari_rx) = mpsc::channel(1024);
     let mut events_task = {
         let (rest, metrics, stop) = (ari.clone(), metrics.clone(), stop_rx.clone());
-        tokio::spawn(async move { events.run(rest, ari_tx, &metrics, stop).await })
+        tokio::spawn(health.watch("ARI events", async move { events.run(rest, ari_tx, &metrics, stop).await }))
     };
 
     let (control_tx, control_rx) = mpsc::channel(256);
@@ -94,7 +99,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             )
         })?;
         info!(listen = %listener.local_addr()?, "FastAGI markers: AGI(agi://HOST:PORT/start?name=NAME)");
-        listeners.push(("FastAGI server", tokio::spawn(agi::serve(listener, markers.clone(), metrics.clone()))));
+        health.agi_bound(Some(listener.local_addr()?));
+        let serving = health.watch("FastAGI server", agi::serve(listener, markers.clone(), metrics.clone()));
+        listeners.push(("FastAGI server", tokio::spawn(serving)));
+    } else {
+        health.agi_bound(None);
     }
     if let Some(addr) = config.listen {
         let listener = TcpListener::bind(addr).await.map_err(|error| {
@@ -107,14 +116,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let stopped = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         };
-        listeners.push((
-            "HTTP control API",
-            tokio::spawn(async move {
-                if let Err(error) = api::serve(listener, markers, token, metrics, stopped).await {
-                    tracing::error!(%error, "the HTTP control API stopped");
-                }
-            }),
-        ));
+        let operations = Operations::new(Exporter::new(metrics.clone(), memory.clone()), health.clone());
+        let serving = health.watch("HTTP control API", async move {
+            if let Err(error) = api::serve(listener, markers, token, metrics, operations, stopped).await {
+                tracing::error!(%error, "the HTTP control API stopped");
+            }
+        });
+        listeners.push(("HTTP control API", tokio::spawn(serving)));
     }
 
     let spool = match (&config.spool_dir, targets.is_empty()) {
@@ -130,7 +138,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let spool_dir_used = spool.is_some();
     let delivery = Delivery::new(targets, directory.clone(), spool, metrics.clone(), memory.clone(), stop_rx.clone());
-    let resend_task = spool_dir_used.then(|| tokio::spawn(delivery.clone().resend_spooled(SPOOL_RESEND_EVERY)));
+    let resend_task = spool_dir_used
+        .then(|| tokio::spawn(health.watch("spool re-sender", delivery.clone().resend_spooled(SPOOL_RESEND_EVERY))));
     let post_call = config.post_call_url.clone().map(|url| {
         let webhook = webhook(&url);
         info!(%webhook, signed = config.webhook_secret.is_some(), "post-call summaries go to the webhook");
@@ -148,7 +157,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         post_call,
         memory,
     });
-    let mut recorder_task = tokio::spawn(recorder.run(ari_rx, media_events_rx, control_rx, stop_rx));
+    let mut recorder_task =
+        tokio::spawn(health.watch("recorder", recorder.run(ari_rx, media_events_rx, control_rx, stop_rx)));
 
     // Every task runs until callrec stops: one that ends before (a panic, a
     // bug) means recording is broken, so callrec stops too, delivering what it

@@ -53,6 +53,8 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--delivery-timeout", "CALLREC_DELIVERY_TIMEOUT"),
         ("--webhook-secret", "CALLREC_WEBHOOK_SECRET"),
         ("--webhook-secret-file", "CALLREC_WEBHOOK_SECRET_FILE"),
+        ("--log-format", "CALLREC_LOG_FORMAT"),
+        ("--config", "CALLREC_CONFIG"),
     ] {
         assert!(help.contains(flag) && help.contains(env), "{flag} [{env}] missing from:\n{help}");
     }
@@ -133,6 +135,70 @@ fn the_delivery_timeout_reads_its_old_variable_and_the_new_one_wins() {
     // The old flag is an alias of the new one.
     let alias = run_with_env(&[&base[..], &["--webhook-retry-for", "0s"]].concat(), &[]);
     assert!(stderr(&alias).contains("--delivery-timeout must be more than 0"), "{}", stderr(&alias));
+}
+
+/// A `--config` file holding `text`, in a directory kept while it lives.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("callrec.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+#[test]
+fn a_config_file_sits_beneath_the_environment_and_the_flags() {
+    // A bad --app stops start-up and shows which source's value won.
+    let (_dir, config) = config_file("# callrec\nari-password = \"from-file\"\napp = \"file app\"\n");
+    let refused = |output: Output, value: &str| {
+        assert_eq!(output.status.code(), Some(2));
+        let text = stderr(&output);
+        assert!(text.contains(&format!("--app {value:?}")) && text.lines().count() == 1, "{value}: {text}");
+        text
+    };
+    let from_file = refused(run_with_env(&["--config", &config], &[]), "file app");
+    assert!(from_file.contains(&format!("(key `app` in {config})")), "the file is named: {from_file}");
+    assert!(!from_file.contains("from-file"), "the password never shows: {from_file}");
+    refused(run_with_env(&[], &[("CALLREC_CONFIG", &config)]), "file app");
+    let from_env = refused(run_with_env(&["--config", &config], &[("CALLREC_APP", "env app")]), "env app");
+    assert!(!from_env.contains(&config), "not the file's value: {from_env}");
+    let env = [("CALLREC_APP", "env app")];
+    refused(run_with_env(&[&format!("--config={config}"), "--app", "flag app"], &env), "flag app");
+
+    // Keys the file leaves out keep their defaults; the password it gives is
+    // used (else its absence would be the error).
+    let (_dir, config) = config_file("ari-password = \"from-file\"\n");
+    let next = run_with_env(&["--config", &config, "--post-call-url", "ftp://x"], &[]);
+    assert!(stderr(&next).contains("--post-call-url must be"), "{}", stderr(&next));
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_or_a_bad_value_stops_start_up_naming_both() {
+    for (text, key) in [
+        ("ari-pasword = \"x\"\n", "ari-pasword"),
+        ("max-memory = \"lots\"\n", "max-memory"),
+        ("listen = 8090\n", "listen"),
+        ("log-format = \"xml\"\n", "log-format"),
+        ("[ari]\nurl = \"http://pbx\"\n", "ari"),
+    ] {
+        let (_dir, config) = config_file(text);
+        let output = run_with_env(&["--config", &config, "--ari-password", "x"], &[]);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let said = stderr(&output);
+        assert!(said.contains(&format!("`{key}`")) && said.contains(&config), "{text}: {said}");
+        assert_eq!(said.lines().count(), 1, "{said}");
+    }
+    let missing = run_with_env(&["--config", "/nonexistent/callrec.toml", "--ari-password", "x"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("/nonexistent/callrec.toml"), "{}", stderr(&missing));
+}
+
+#[test]
+fn the_shipped_example_config_is_read_as_it_is() {
+    // Every key it sets is known and valid; a bad flag then shows it was read.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/callrec.toml");
+    let output = run_with_env(&["--config", example, "--ari-password", "x", "--post-call-url", "ftp://x"], &[]);
+    assert!(stderr(&output).contains("--post-call-url must be"), "{}", stderr(&output));
 }
 
 #[test]

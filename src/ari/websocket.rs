@@ -93,7 +93,9 @@ impl EventStream {
                     if to_recorder.send(AriMessage::Connected).await.is_err() {
                         return;
                     }
+                    metrics.live.ari_connected.set(1);
                     let reason = pump(socket, &to_recorder, metrics, &mut shutdown).await;
+                    metrics.live.ari_connected.set(0);
                     if !matches!(reason, Closed::Shutdown) {
                         let _ = to_recorder.send(AriMessage::Disconnected).await;
                     }
@@ -101,6 +103,7 @@ impl EventStream {
                         Closed::Shutdown | Closed::RecorderGone => return,
                         Closed::Lost(reason) => warn!(%reason, "ARI event WebSocket lost; reconnecting"),
                         Closed::Replaced => {
+                            metrics.ari_stand_asides.inc();
                             // Taking it back while the other client is there
                             // would make the two fight over every call.
                             error!(

@@ -4,9 +4,12 @@
 //! `Markers` and answers with its `MarkerOutcome` once the recorder has acted
 //! (`reply`); `GET /v1/recordings[/{id}]` lists what is being recorded. With
 //! a token set, every request passes `auth` first. Every refusal is JSON,
-//! logged with its reason and counted in `api_requests_rejected`.
+//! logged with its reason and counted in `api_requests_rejected`. The same
+//! listener serves `operations` (`/metrics`, `/healthz`, `/readyz`), which
+//! need no token.
 
 mod auth;
+pub mod operations;
 mod reply;
 mod request;
 
@@ -23,6 +26,7 @@ use axum::{Json, Router};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use self::operations::Operations;
 use self::reply::{response_for, ApiError, Rejected};
 use self::request::{command_from, RecordingRequest, RequestError};
 use super::{Markers, RunningRecording};
@@ -60,12 +64,13 @@ pub async fn serve(
     markers: Markers,
     token: Option<Secret>,
     metrics: Arc<Metrics>,
+    operations: Operations,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(address) = listener.local_addr() {
-        info!(%address, bearer_token = token.is_some(), "control API listening");
+        info!(%address, bearer_token = token.is_some(), "control API listening, with /metrics, /healthz and /readyz");
     }
-    let app = router(ApiState::new(markers, token, metrics));
+    let app = router(ApiState::new(markers, token, metrics)).merge(operations::routes(operations));
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -192,7 +197,10 @@ mod tests {
     use super::*;
     use crate::ari::rest::AriClient;
     use crate::control::{ControlRequest, EndedRecording, MarkerOutcome, MarkerStatus};
+    use crate::health::Health;
     use crate::markers::RecordingOptions;
+    use crate::memory::AudioMemory;
+    use crate::metrics::export::Exporter;
 
     const TOKEN: &str = "s3cret-token";
     /// The channel the fake ARI knows.
@@ -528,7 +536,10 @@ mod tests {
         let markers = markers(requests, &dead_ari().await);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let token = Some(Secret::new(TOKEN.to_string()));
-        let server = tokio::spawn(serve(listener, markers, token, Arc::new(Metrics::default()), async {
+        let metrics = Arc::new(Metrics::default());
+        let health = Health::new(metrics.clone());
+        let operations = Operations::new(Exporter::new(metrics.clone(), AudioMemory::new(1 << 20)), health.clone());
+        let server = tokio::spawn(serve(listener, markers, token, metrics.clone(), operations, async {
             let _ = stopped.await;
         }));
         let url = format!("http://{address}/v1/recordings");
@@ -536,6 +547,25 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE.as_u16());
         let response = reqwest::get(&url).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED.as_u16());
+
+        // The operations endpoints need no token.
+        let at = |path: &str| format!("http://{address}{path}");
+        let response = reqwest::get(at("/metrics")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK.as_u16());
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        assert!(response.text().await.unwrap().contains("\ncallrec_api_requests_rejected_total 2\n"));
+        let response = reqwest::get(at("/healthz")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK.as_u16());
+        let response = reqwest::get(at("/readyz")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE.as_u16());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["ok"], false);
+        assert_eq!(body["failed"], json!(["ari", "media", "agi"]));
+        health.media_bound("127.0.0.1:4000".parse().unwrap());
+        health.agi_bound(None);
+        metrics.live.ari_connected.set(1);
+        let response = reqwest::get(at("/readyz")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK.as_u16());
         stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
     }

@@ -38,7 +38,7 @@ pub use target::{Picked, Target, Targets};
 pub use webhook::{DeliveryFailure, Webhook};
 
 use crate::memory::AudioMemory;
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryLabels, Metrics, TargetLabel};
 use crate::recording::encode::AudioFormat;
 
 /// A recording ready to leave callrec.
@@ -90,8 +90,33 @@ impl Delivery {
         Delivery { targets: Arc::new(targets), directory, spool, metrics, memory, shutdown }
     }
 
-    /// Delivers the recording to the target `to` names (`None`: the default).
+    /// Delivers the recording to the target `to` names (`None`: the default),
+    /// counted in the delivery metrics (queue depth, latency, outcome).
     pub async fn deliver(&self, recording: FinishedRecording, to: Option<&str>) -> DeliveryOutcome {
+        let live = &self.metrics.live;
+        let began = std::time::Instant::now();
+        self.metrics.audio_captured_bytes.add(recording.audio.len() as u64);
+        self.metrics.audio_captured_milliseconds.add(recording.metadata.duration_ms);
+        live.deliveries_in_progress.inc();
+        let target = match self.targets.pick(to) {
+            Picked::Asked(name, _) | Picked::Unknown(name, _) => name.to_string(),
+            Picked::None => "directory".to_string(),
+        };
+        let outcome = self.deliver_once(recording, to).await;
+        live.deliveries_in_progress.dec();
+        live.delivery_latency.observe(began.elapsed().as_secs_f64());
+        let outcome_label = match &outcome {
+            DeliveryOutcome::Target { .. } => "delivered",
+            DeliveryOutcome::OutputDir if target == "directory" => "saved",
+            DeliveryOutcome::OutputDir => "fallback",
+            DeliveryOutcome::Spooled => "spooled",
+            DeliveryOutcome::NotDelivered(_) => "lost",
+        };
+        live.deliveries.get_or_create(&DeliveryLabels { target, outcome: outcome_label }).inc();
+        outcome
+    }
+
+    async fn deliver_once(&self, recording: FinishedRecording, to: Option<&str>) -> DeliveryOutcome {
         let _held = self.memory.delivering(recording.audio.len() as u64);
         let meta = &recording.metadata;
         let (name, target) = match self.targets.pick(to) {
@@ -117,6 +142,12 @@ impl Delivery {
             }),
             _ => target.send(&recording, &self.metrics, self.shutdown.clone()).await,
         };
+        let attempts = match &sent {
+            Ok(attempts) => *attempts,
+            Err(failure) => failure.attempts,
+        };
+        let label = TargetLabel { target: name.to_string() };
+        self.metrics.live.delivery_attempts.get_or_create(&label).inc_by(attempts.into());
         match sent {
             Ok(attempts) => {
                 match target {

@@ -5,6 +5,7 @@
 //! session's actions did, so that each one is answered with what became of it.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -35,6 +36,8 @@ pub(super) enum Waiting {
 pub(super) struct Holds {
     /// The start marker waiting for its capture.
     start: Option<(RecordingId, Hold)>,
+    /// When the start marker began to wait, until its dwell is taken.
+    start_since: Option<Instant>,
     /// Other markers, released in order (each right after its actions).
     others: VecDeque<(Waiting, Hold)>,
     ended: Vec<EndedRecording>,
@@ -50,6 +53,7 @@ impl Holds {
     /// A start marker now waits for `recording`; a start still waiting (a
     /// second one before the first's capture ran) is handed back to answer.
     pub fn wait_for_start(&mut self, recording: RecordingId, hold: Hold) -> Option<Hold> {
+        self.start_since = Some(Instant::now());
         self.start.replace((recording, hold)).map(|(_, old)| old)
     }
 
@@ -111,6 +115,14 @@ impl Holds {
                 Some((hold, self.start_failed(recording)))
             }
             _ => None,
+        }
+    }
+
+    /// How long the start marker waited, once it has been answered (once).
+    pub fn start_dwell(&mut self) -> Option<Duration> {
+        match self.start {
+            Some(_) => None,
+            None => self.start_since.take().map(|since| since.elapsed()),
         }
     }
 
@@ -275,5 +287,17 @@ mod tests {
         let drained = holds.drain();
         assert_eq!(drained.len(), 2);
         assert!(drained.iter().all(|(_, outcome)| outcome.status == MarkerStatus::HungUp));
+    }
+
+    #[test]
+    fn a_start_markers_dwell_is_taken_once_it_is_answered() {
+        let mut holds = Holds::default();
+        assert_eq!(holds.start_dwell(), None);
+        let id = Uuid::new_v4();
+        holds.wait_for_start(id, Hold::Stasis);
+        assert_eq!(holds.start_dwell(), None, "still waiting");
+        assert!(holds.capturing(id, String::new()).is_some());
+        assert!(holds.start_dwell().is_some());
+        assert_eq!(holds.start_dwell(), None, "taken once");
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 use uuid::Uuid;
 
 use crate::ari::events::{Channel, Event};
@@ -169,6 +169,16 @@ struct Call {
     parties: Parties,
     /// The markers waiting to be let go, and what became of them.
     holds: Holds,
+    /// Every log line about the call, its delivery included, carries its
+    /// `channel_id` and latest `recording_id` (see `call_span`).
+    span: Span,
+}
+
+/// The call's span, entered while the recorder handles the call; its
+/// `recording_id` is the recording set up last. The task that collects and
+/// delivers a recording carries a span of the same name and fields.
+fn call_span(channel_id: &str) -> Span {
+    info_span!("call", channel_id, recording_id = tracing::field::Empty)
 }
 
 /// The recording resources that exist for a running recording.
@@ -448,10 +458,12 @@ impl Recorder {
             session: Session::new(capture_timeout),
             parties: Parties::new(now),
             holds: Holds::default(),
+            span: call_span(&id),
         });
         call.channel = channel;
         debug!(channel = %call.channel.name, ?command, "marker");
         let fresh_id = Uuid::new_v4();
+        let _in_call = call.span.clone().entered();
         let replaced = match &command {
             MarkerCommand::Start { .. } => call.holds.wait_for_start(fresh_id, hold),
             MarkerCommand::Stop => {
@@ -808,6 +820,7 @@ impl Recorder {
 
     /// Carries out everything the call's session asked for.
     fn process(&mut self, call_id: &str) {
+        let _in_call = self.calls.get(call_id).map(|call| call.span.clone().entered());
         loop {
             let Some(call) = self.calls.get_mut(call_id) else { return };
             let Some(action) = call.session.poll_action() else { break };
@@ -862,8 +875,14 @@ impl Recorder {
         }
         let Some(call) = self.calls.get_mut(call_id) else { return };
         let mut answers: Vec<_> = call.holds.start_gone(call.session.recording()).into_iter().collect();
-        if call.session.is_idle() {
+        let idle = call.session.is_idle();
+        if idle {
             answers.extend(call.holds.drain());
+        }
+        if let Some(dwell) = call.holds.start_dwell() {
+            self.parts.metrics.live.start_marker_held(dwell);
+        }
+        if idle {
             self.calls.remove(call_id);
         }
         for (hold, outcome) in answers {
@@ -872,6 +891,9 @@ impl Recorder {
     }
 
     fn set_up(&mut self, channel: &Channel, recording: RecordingId, tracks: &'static [Track]) {
+        if let Some(call) = self.calls.get(&channel.id) {
+            call.span.record("recording_id", tracing::field::display(recording));
+        }
         self.parts.metrics.recordings_started.inc();
         let app = self.parts.ari.app().to_string();
         info!(channel = %channel.name, %recording, tracks = tracks.len(), "recording: setting up capture");
@@ -996,6 +1018,7 @@ impl Recorder {
         keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
+        metrics.live.recording_ended(&finished.reason);
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
@@ -1032,6 +1055,7 @@ impl Recorder {
             }
         }
         let (results, call, recording) = (self.results_tx.clone(), channel.id.clone(), finished.recording);
+        let call_id = call.clone();
         let job = FinishJob {
             finished,
             channel,
@@ -1047,11 +1071,14 @@ impl Recorder {
         };
         let finishing = self.finishing.clone();
         finishing.fetch_add(1, Ordering::SeqCst);
-        self.tasks.spawn(async move {
-            let outcome = job.run().await;
-            let _ = results.send(TaskResult::Delivered { call, recording, outcome });
-            finishing.fetch_sub(1, Ordering::SeqCst);
-        });
+        self.tasks.spawn(
+            async move {
+                let outcome = job.run().await;
+                let _ = results.send(TaskResult::Delivered { call, recording, outcome });
+                finishing.fetch_sub(1, Ordering::SeqCst);
+            }
+            .instrument(info_span!(parent: None, "call", channel_id = %call_id, recording_id = %recording)),
+        );
     }
 
     /// The call is gone: its post-call summary goes once its recordings are
