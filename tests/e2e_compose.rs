@@ -132,7 +132,8 @@ impl Stack {
         loop {
             let mut states = Vec::new();
             for container in containers {
-                states.push(inspect(container, "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}").await);
+                states
+                    .push(inspect(container, "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}").await);
             }
             if states.iter().all(|state| state == "healthy") {
                 return;
@@ -223,7 +224,8 @@ fn stage_release_binary() {
     let staged = root().join("target/release/callrec");
     if built.canonicalize().ok() != staged.canonicalize().ok() {
         std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
-        std::fs::copy(&built, &staged).unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), staged.display()));
+        std::fs::copy(&built, &staged)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", built.display(), staged.display()));
     }
 }
 

@@ -79,7 +79,10 @@ async fn a_real_call_is_received_listed_and_played_in_a_headless_browser() {
         let duration = player["duration"].as_f64().unwrap_or(f64::NAN);
         // The WAV's header states its exact length: the browser reads it
         // from there, so only the metadata's rounding to whole ms remains.
-        assert!((duration - expected).abs() < 0.1, "{id}: the browser says {duration} s, the metadata {expected} s: {player}");
+        assert!(
+            (duration - expected).abs() < 0.1,
+            "{id}: the browser says {duration} s, the metadata {expected} s: {player}"
+        );
         assert!(player["seeked"].as_f64().is_some_and(|at| (at - expected / 2.0).abs() < 0.1), "{id}: {player}");
         assert!(player["seekable_end"].as_f64().is_some_and(|end| (end - duration).abs() < 0.01), "{id}: {player}");
         assert_eq!(player["waveform_width"], 600, "{id}: the waveform rendered: {player}");
@@ -290,7 +293,10 @@ impl Browser {
             });
         "#;
         let client = &self.client;
-        client.execute_async(script, vec![json!(id)]).await.unwrap_or_else(|error| panic!("the player of {id}: {error}"))
+        client
+            .execute_async(script, vec![json!(id)])
+            .await
+            .unwrap_or_else(|error| panic!("the player of {id}: {error}"))
     }
 
     async fn close(self) {

@@ -58,7 +58,8 @@ pub fn recording(parts: Parts) -> Result<Checked, Refusal> {
     }
     let mut listing: Listing =
         serde_json::from_value(document.clone()).map_err(|error| Refusal::BadMetadata(error.to_string()))?;
-    let id = Uuid::parse_str(&listing.recording_id).map_err(|_| Refusal::BadRecordingId(listing.recording_id.clone()))?;
+    let id =
+        Uuid::parse_str(&listing.recording_id).map_err(|_| Refusal::BadRecordingId(listing.recording_id.clone()))?;
     listing.recording_id = id.hyphenated().to_string();
     if let Some(file_name) = &parts.audio_file_name {
         let extension = file_name.rsplit_once('.').map(|(_, extension)| extension.to_ascii_lowercase());
@@ -107,13 +108,21 @@ mod tests {
     #[test]
     fn what_does_not_hold_together_is_refused() {
         let cases = [
-            (serde_json::json!({"recording_id": "../etc/passwd"}), "a.ul", Refusal::BadRecordingId("../etc/passwd".into())),
+            (
+                serde_json::json!({"recording_id": "../etc/passwd"}),
+                "a.ul",
+                Refusal::BadRecordingId("../etc/passwd".into()),
+            ),
             (
                 serde_json::json!({"recording_id": ID, "format": "wav"}),
                 "a.ul",
                 Refusal::FormatMismatch { format: "wav".into(), file_name: "a.ul".into() },
             ),
-            (serde_json::json!({"recording_id": ID, "bytes": 3}), "a.ul", Refusal::LengthMismatch { got: 2, expected: 3 }),
+            (
+                serde_json::json!({"recording_id": ID, "bytes": 3}),
+                "a.ul",
+                Refusal::LengthMismatch { got: 2, expected: 3 },
+            ),
             (serde_json::json!({"recording_id": ID, "sha256": "00"}), "a.ul", Refusal::HashMismatch),
         ];
         for (metadata, file_name, refusal) in cases {
@@ -123,7 +132,8 @@ mod tests {
         assert!(matches!(recording(not_json), Err(Refusal::BadMetadata(_))));
         let array = Parts { metadata: Some(b"[1]".to_vec()), audio: Some(vec![]), audio_file_name: None };
         assert!(matches!(recording(array), Err(Refusal::BadMetadata(_))));
-        let wrong_type = Parts { metadata: Some(br#"{"duration_ms":"long"}"#.to_vec()), audio: Some(vec![]), audio_file_name: None };
+        let wrong_type =
+            Parts { metadata: Some(br#"{"duration_ms":"long"}"#.to_vec()), audio: Some(vec![]), audio_file_name: None };
         assert!(matches!(recording(wrong_type), Err(Refusal::BadMetadata(_))));
         assert_eq!(recording(Parts::default()).unwrap_err(), Refusal::MissingPart("metadata"));
         let no_audio = Parts { metadata: Some(b"{}".to_vec()), ..Parts::default() };

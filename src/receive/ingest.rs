@@ -134,8 +134,9 @@ async fn parts(content_type: &str, body: Bytes) -> Result<Parts, Refusal> {
         .header(CONTENT_TYPE, content_type)
         .body(Body::from(body))
         .map_err(|error| Refusal::NotMultipart(error.to_string()))?;
-    let mut multipart =
-        Multipart::from_request(request, &()).await.map_err(|rejection| Refusal::NotMultipart(rejection.body_text()))?;
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|rejection| Refusal::NotMultipart(rejection.body_text()))?;
     let mut parts = Parts::default();
     while let Some(field) = multipart.next_field().await.map_err(|error| Refusal::NotMultipart(error.body_text()))? {
         let name = field.name().unwrap_or_default().to_string();

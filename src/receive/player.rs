@@ -38,12 +38,9 @@ pub async fn audio(
         .unwrap_or_else(|join| Err(io::Error::other(join)));
     match served {
         Ok(Served { status, bytes, content_range }) => {
-            let mut response = (
-                status,
-                [(CONTENT_TYPE, "audio/wav"), (ACCEPT_RANGES, "bytes"), (CACHE_CONTROL, "no-cache")],
-                bytes,
-            )
-                .into_response();
+            let mut response =
+                (status, [(CONTENT_TYPE, "audio/wav"), (ACCEPT_RANGES, "bytes"), (CACHE_CONTROL, "no-cache")], bytes)
+                    .into_response();
             if let Some(value) = content_range.and_then(|value| value.parse().ok()) {
                 response.headers_mut().insert(CONTENT_RANGE, value);
             }
@@ -70,7 +67,9 @@ fn read_audio(path: &Path, listing: &Listing, range_header: Option<&str>) -> io:
     let is_ulaw = listing.extension() == "ul";
     let len = if is_ulaw { wav::wav_len(file_len) } else { file_len };
     let (start, end, status) = match range::parse(range_header, len).at_most(MAX_RANGE) {
-        Requested::Whole if len == 0 => return Ok(Served { status: StatusCode::OK, bytes: Vec::new(), content_range: None }),
+        Requested::Whole if len == 0 => {
+            return Ok(Served { status: StatusCode::OK, bytes: Vec::new(), content_range: None })
+        }
         Requested::Whole => (0, len - 1, StatusCode::OK),
         Requested::Part { start, end } => (start, end, StatusCode::PARTIAL_CONTENT),
         Requested::Unsatisfiable => {
@@ -124,11 +123,8 @@ pub async fn waveform(State(receiver): State<Arc<Receiver>>, UrlPath(id): UrlPat
 
 /// The picture of a stored file: a `.ul` is one track, a WAV one per channel.
 fn draw(audio: &[u8], listing: &Listing) -> io::Result<String> {
-    let tracks = if listing.extension() == "wav" {
-        decode_wav(audio).map_err(io::Error::other)?
-    } else {
-        vec![audio.to_vec()]
-    };
+    let tracks =
+        if listing.extension() == "wav" { decode_wav(audio).map_err(io::Error::other)? } else { vec![audio.to_vec()] };
     Ok(waveform::svg(&tracks, &listing.tracks, &listing.masked))
 }
 

@@ -123,9 +123,12 @@ mod tests {
         let store = Store::new(dir.path().join("received"));
         assert!(store.open().unwrap().listings.is_empty());
         let mono = listing("11111111-1111-1111-1111-111111111111", "ulaw");
-        store.write_recording(&mono, b"\xff\xff", br#"{"recording_id":"11111111-1111-1111-1111-111111111111"}"#).unwrap();
+        store
+            .write_recording(&mono, b"\xff\xff", br#"{"recording_id":"11111111-1111-1111-1111-111111111111"}"#)
+            .unwrap();
         let stereo = listing("22222222-2222-2222-2222-222222222222", "wav");
-        let json = serde_json::to_vec(&serde_json::json!({"recording_id": stereo.recording_id, "format": "wav"})).unwrap();
+        let json =
+            serde_json::to_vec(&serde_json::json!({"recording_id": stereo.recording_id, "format": "wav"})).unwrap();
         store.write_recording(&stereo, b"RIFF", &json).unwrap();
         store.write_summary("post-call-1764.1", b"{}").unwrap();
         // A metadata file without audio, and one that is not JSON.

@@ -34,7 +34,8 @@ pub fn svg(tracks: &[Vec<u8>], labels: &[String], masked: &[TimeRange]) -> Strin
     let height = lanes * LANE_HEIGHT;
     let samples = tracks.first().map_or(0, Vec::len) as f64;
     let duration_ms = samples / f64::from(ulaw::SAMPLE_RATE / 1000);
-    let x_of = |ms: u64| if duration_ms > 0.0 { (ms as f64 / duration_ms * WIDTH as f64).min(WIDTH as f64) } else { 0.0 };
+    let x_of =
+        |ms: u64| if duration_ms > 0.0 { (ms as f64 / duration_ms * WIDTH as f64).min(WIDTH as f64) } else { 0.0 };
     let picture: Markup = html! {
         svg xmlns="http://www.w3.org/2000/svg" class="waveform" width=(WIDTH) height=(height)
             viewBox=(format!("0 0 {WIDTH} {height}")) preserveAspectRatio="none" role="img" {
@@ -77,9 +78,7 @@ mod tests {
     use super::*;
 
     fn tone(samples: usize, level: f32) -> Vec<u8> {
-        (0..samples)
-            .map(|i| ulaw::encode((level * 32767.0 * (i as f32 * 0.7).sin()) as i16))
-            .collect()
+        (0..samples).map(|i| ulaw::encode((level * 32767.0 * (i as f32 * 0.7).sin()) as i16)).collect()
     }
 
     #[test]

@@ -88,7 +88,10 @@ async fn a_signed_delivery_is_stored_once_listed_and_played() {
     assert_eq!(status, StatusCode::OK);
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
     assert_eq!(health["recordings"], 1);
-    assert_eq!((health["counters"]["recordings_stored"].as_u64(), health["counters"]["duplicates"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (health["counters"]["recordings_stored"].as_u64(), health["counters"]["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let (_, _, page) = get(&fixture.router, "/", None).await;
     let page = String::from_utf8(page.to_vec()).unwrap();
@@ -104,12 +107,16 @@ async fn a_signed_delivery_is_stored_once_listed_and_played() {
     assert_eq!(headers["accept-ranges"], "bytes");
     assert_eq!(whole.len(), 44 + 2 * audio.len());
     assert_eq!(crate::recording::encode::decode_wav(&whole).unwrap(), vec![audio.clone()]);
-    let (status, headers, part) = get(&fixture.router, &format!("/recordings/{id}/audio.wav"), Some("bytes=1000-")).await;
+    let (status, headers, part) =
+        get(&fixture.router, &format!("/recordings/{id}/audio.wav"), Some("bytes=1000-")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(headers["content-range"], format!("bytes 1000-16043/16044"));
     assert_eq!(part, whole[1000..]);
     let (status, headers, _) = get(&fixture.router, &format!("/recordings/{id}/audio.wav"), Some("bytes=20000-")).await;
-    assert_eq!((status, headers["content-range"].to_str().unwrap()), (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */16044"));
+    assert_eq!(
+        (status, headers["content-range"].to_str().unwrap()),
+        (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */16044")
+    );
 
     let (status, headers, svg) = get(&fixture.router, &format!("/recordings/{id}/waveform.svg"), None).await;
     assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "image/svg+xml"));
@@ -130,7 +137,10 @@ async fn unsigned_wrongly_signed_stale_and_malformed_deliveries_are_refused() {
     let mut tampered = recording("5550123", vec![0xFF; 800]);
     tampered.metadata.sha256 = "00".repeat(32);
     let (status, _, body) = send(&fixture.router, post(&tampered, SECRET, now())).await;
-    assert_eq!((status, String::from_utf8_lossy(&body).into_owned()), (StatusCode::BAD_REQUEST, "the audio's SHA-256 is not the metadata's sha256".into()));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).into_owned()),
+        (StatusCode::BAD_REQUEST, "the audio's SHA-256 is not the metadata's sha256".into())
+    );
 
     let (_, _, health) = get(&fixture.router, "/healthz", None).await;
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
@@ -156,5 +166,8 @@ async fn a_post_call_summary_is_stored_once_by_its_key() {
     assert_eq!(send(&fixture.router, request()).await.0, StatusCode::OK);
     let (_, _, health) = get(&fixture.router, "/healthz", None).await;
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
-    assert_eq!((health["counters"]["summaries_stored"].as_u64(), health["counters"]["duplicates"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (health["counters"]["summaries_stored"].as_u64(), health["counters"]["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
