@@ -66,7 +66,7 @@ pub fn verify(secret: &Secret, header: Option<&str>, body: &[u8], now: u64) -> R
 
 /// Lowercase or uppercase hex to bytes; `None` for anything else.
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
