@@ -52,9 +52,10 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log_format {
-        // One object a line: the event's fields at the top, the call's span
-        // (channel_id, recording_id) in `spans`.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+        // One object a line: the event's own fields under `fields` (one may
+        // be called `target`, like the module), the call's span (channel_id,
+        // recording_id) in `spans`.
+        LogFormat::Json => logs.json().with_current_span(false).init(),
         // Colours only on a terminal: `docker logs` and log files get plain text.
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }

@@ -168,6 +168,9 @@ metrics! {
     audio_captured_bytes,
     /// Milliseconds of audio of recordings handed to delivery.
     audio_captured_milliseconds,
+    /// Milliseconds of those recordings that no packet filled (their
+    /// `missing_ms`: silence callrec put in for lost audio).
+    audio_missing_milliseconds,
 }
 
 /// Label of `Live::recordings_ended`.

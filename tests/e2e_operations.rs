@@ -109,16 +109,18 @@ async fn metrics_move_as_a_recorded_call_says() {
     exactly("callrec_ari_connected", 1.0);
     exactly("callrec_audio_captured_bytes_total", deliveries[0].audio.len() as f64);
     exactly("callrec_audio_captured_seconds_total", duration_ms / 1000.0);
+    exactly("callrec_audio_missing_seconds_total", meta["missing_ms"].as_f64().unwrap() / 1000.0);
 
-    // One start marker, held while capture was set up: well under the
-    // 1 s capture timeout (the dialplan's own marks say under 500 ms).
+    // One start marker, held while capture was set up: never past the 1 s
+    // capture timeout, which lets the call go whatever happens.
     exactly("callrec_start_marker_dwell_seconds_count", 1.0);
-    exactly("callrec_start_marker_dwell_seconds_bucket{le=\"0.5\"}", 1.0);
+    exactly("callrec_start_marker_dwell_seconds_bucket{le=\"1\"}", 1.0);
     let dwell = value(&after, "callrec_start_marker_dwell_seconds_sum");
-    assert!(dwell > 0.0 && dwell < 0.5, "dwell {dwell} s");
+    assert!(dwell > 0.0 && dwell <= 1.0, "dwell {dwell} s");
 
-    // Mono: one stream of 20 ms packets for the recording's length, give or
-    // take the packets in flight at each marker.
+    // Mono: one stream of 20 ms packets for the recording's length, plus
+    // those that land in the 200 ms drain after the stop (10) and a few in
+    // flight at the start.
     let packets = value(&after, "callrec_rtp_packets_received_total");
     let expected = duration_ms / 20.0;
     assert!(packets >= expected - 5.0 && packets <= expected + 25.0, "{packets} packets for {duration_ms} ms");
@@ -174,10 +176,10 @@ async fn readiness_follows_the_ari_connection() {
 }
 
 /// Whether a JSON log line belongs to `recording_id`: its own field, or the
-/// call span it was logged in (`jq 'select(.recording_id == $id or
-/// any(.spans[]?; .recording_id == $id))'`).
+/// call span it was logged in (`jq 'select(.fields.recording_id == $id or
+/// any(.spans[]?; .recording_id == $id))'`, as the README says).
 fn of_recording(line: &Value, recording_id: &str) -> bool {
-    line["recording_id"] == recording_id
+    line["fields"]["recording_id"] == recording_id
         || line["spans"].as_array().is_some_and(|spans| spans.iter().any(|span| span["recording_id"] == recording_id))
 }
 
@@ -200,7 +202,7 @@ async fn the_json_log_of_a_call_follows_it_from_marker_to_delivery_by_recording_
         .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
         .collect();
     let call: Vec<&Value> = lines.iter().filter(|line| of_recording(line, recording_id)).collect();
-    let messages: Vec<&str> = call.iter().map(|line| line["message"].as_str().unwrap_or_default()).collect();
+    let messages: Vec<&str> = call.iter().map(|line| line["fields"]["message"].as_str().unwrap_or_default()).collect();
     let at = |message: &str| {
         messages.iter().position(|said| said.contains(message)).unwrap_or_else(|| {
             panic!("{message:?} is not among the lines of recording {recording_id}: {messages:#?}\nthe log:\n{log}")

@@ -64,7 +64,10 @@ impl ConfigFile {
             for (key, texts) in &self.values {
                 let id = run.get_arguments().find(|arg| arg.get_long() == Some(key)).map(|arg| arg.get_id().clone());
                 if let Some(id) = id {
-                    run = run.mut_arg(id, |arg| arg.required(false).default_values(texts.clone()));
+                    // Not shown as a default in --help: the file may hold secrets.
+                    let with_default =
+                        |arg: clap::Arg| arg.required(false).default_values(texts.clone()).hide_default_value(true);
+                    run = run.mut_arg(id, with_default);
                 }
             }
             run
@@ -235,6 +238,17 @@ mod tests {
         }
         let error = run(&["--config", "/nonexistent/callrec.toml"], None).unwrap_err();
         assert!(error.contains("/nonexistent/callrec.toml"), "{error}");
+    }
+
+    #[test]
+    fn help_never_shows_the_files_values() {
+        let config = file("ari-password = \"hunter2-in-file\"\napi-token = \"t0ken-in-file\"\n");
+        let path = config.path().to_str().unwrap();
+        let args = ["callrec", "run", "--config", path, "--help"].map(OsString::from).to_vec();
+        let Err(CliError::Clap(help)) = parse(args, None) else { panic!("--help is clap's answer") };
+        let help = help.render().to_string();
+        assert!(help.contains("--ari-password"), "{help}");
+        assert!(!help.contains("hunter2-in-file") && !help.contains("t0ken-in-file"), "{help}");
     }
 
     #[test]

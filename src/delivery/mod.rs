@@ -97,6 +97,7 @@ impl Delivery {
         let began = std::time::Instant::now();
         self.metrics.audio_captured_bytes.add(recording.audio.len() as u64);
         self.metrics.audio_captured_milliseconds.add(recording.metadata.duration_ms);
+        self.metrics.audio_missing_milliseconds.add(recording.metadata.missing_ms);
         live.deliveries_in_progress.inc();
         let target = match self.targets.pick(to) {
             Picked::Asked(name, _) | Picked::Unknown(name, _) => name.to_string(),
@@ -142,12 +143,7 @@ impl Delivery {
             }),
             _ => target.send(&recording, &self.metrics, self.shutdown.clone()).await,
         };
-        let attempts = match &sent {
-            Ok(attempts) => *attempts,
-            Err(failure) => failure.attempts,
-        };
-        let label = TargetLabel { target: name.to_string() };
-        self.metrics.live.delivery_attempts.get_or_create(&label).inc_by(attempts.into());
+        self.count_attempts(name, &sent);
         match sent {
             Ok(attempts) => {
                 match target {
@@ -178,6 +174,16 @@ impl Delivery {
                 None => self.fall_back(&recording, target, &failure.to_string()).await,
             },
         }
+    }
+
+    /// Counts the attempts a send to `target` made, whatever came of them.
+    fn count_attempts(&self, target: &str, sent: &Result<u32, DeliveryFailure>) {
+        let attempts = match sent {
+            Ok(attempts) => *attempts,
+            Err(failure) => failure.attempts,
+        };
+        let label = TargetLabel { target: target.to_string() };
+        self.metrics.live.delivery_attempts.get_or_create(&label).inc_by(attempts.into());
     }
 
     fn unknown_target(&self, recording: &FinishedRecording, to: Option<&str>) {
@@ -268,7 +274,9 @@ impl Delivery {
                     continue;
                 }
             };
-            match target.send(&recording, &self.metrics, self.shutdown.clone()).await {
+            let sent = target.send(&recording, &self.metrics, self.shutdown.clone()).await;
+            self.count_attempts(&to, &sent);
+            match sent {
                 Ok(attempts) => {
                     self.metrics.spool_resent.inc();
                     info!(recording_id = %id, attempts, target = %to, to = %target, "spooled recording delivered");
@@ -291,5 +299,63 @@ impl Delivery {
             "RECORDING LOST: it could not be delivered or saved"
         );
         DeliveryOutcome::NotDelivered(format!("lost: {why}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::export::Exporter;
+    use crate::metrics::{DeliveryLabels, TargetLabel};
+
+    fn recording() -> FinishedRecording {
+        let metadata = Metadata {
+            recording_id: uuid::Uuid::new_v4(),
+            duration_ms: 1500,
+            missing_ms: 20,
+            ..metadata::tests::sample()
+        };
+        FinishedRecording { metadata, audio: vec![0xFF; 12_000].into(), format: AudioFormat::Ulaw }
+    }
+
+    fn delivery(targets: Targets, dir: &std::path::Path, metrics: &Arc<Metrics>) -> Delivery {
+        let shutdown = watch::channel(false).1;
+        Delivery::new(targets, Directory::new(dir), None, metrics.clone(), AudioMemory::new(1 << 20), shutdown)
+    }
+
+    fn deliveries(metrics: &Metrics, target: &str, outcome: &'static str) -> u64 {
+        let labels = DeliveryLabels { target: target.into(), outcome };
+        metrics.live.deliveries.get(&labels).map_or(0, |counter| counter.get())
+    }
+
+    #[tokio::test]
+    async fn each_delivery_is_counted_by_target_and_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+
+        // No target: saved to the output directory.
+        let saved = delivery(Targets::new(Vec::new()), dir.path(), &metrics).deliver(recording(), None).await;
+        assert_eq!(saved, DeliveryOutcome::OutputDir);
+        assert_eq!(deliveries(&metrics, "directory", "saved"), 1);
+
+        // A webhook that is not there: attempts until the budget, then the directory.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url: url::Url = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+        let webhook = Webhook::new(url, Duration::from_millis(300), None);
+        let targets = Targets::new(vec![("default".into(), Target::Webhook(webhook))]);
+        let fell_back = delivery(targets, dir.path(), &metrics).deliver(recording(), None).await;
+        assert_eq!(fell_back, DeliveryOutcome::OutputDir);
+        assert_eq!(deliveries(&metrics, "default", "fallback"), 1);
+        let attempts = metrics.live.delivery_attempts.get(&TargetLabel { target: "default".into() }).unwrap().get();
+        assert!(attempts >= 1, "{attempts}");
+
+        assert_eq!(metrics.live.deliveries_in_progress.get(), 0);
+        let text = Exporter::new(metrics.clone(), AudioMemory::new(1 << 20)).render();
+        assert!(text.contains("\ncallrec_delivery_latency_seconds_count 2\n"), "{text}");
+        let sum = text.lines().find_map(|line| line.strip_prefix("callrec_delivery_latency_seconds_sum "));
+        let sum: f64 = sum.unwrap().parse().unwrap();
+        assert!(sum > 0.0 && sum < 5.0, "within the webhook's budget and a directory write: {sum} s");
+        assert_eq!(metrics.audio_captured_bytes.get(), 24_000);
+        assert_eq!((metrics.audio_captured_milliseconds.get(), metrics.audio_missing_milliseconds.get()), (3000, 40));
     }
 }

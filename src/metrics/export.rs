@@ -26,7 +26,7 @@ enum Export {
     Renamed(&'static str),
     /// One series of a labelled family: family name, label, value.
     Labelled(&'static str, &'static str, &'static str),
-    /// Already exported by a `Live` family (its sum).
+    /// Exported otherwise: by a `Live` family (its sum), or in seconds.
     Covered,
 }
 
@@ -46,6 +46,8 @@ const EXPORTS: &[(&str, Export)] = &[
     ("rtp_stale", Export::Labelled(RTP_DROPPED, "cause", "stale")),
     ("rtp_over_limit", Export::Labelled(RTP_DROPPED, "cause", "over_limit")),
     ("rtp_before_start", Export::Labelled(RTP_DROPPED, "cause", "before_start")),
+    ("audio_captured_milliseconds", Export::Covered),
+    ("audio_missing_milliseconds", Export::Covered),
 ];
 
 fn export_of(counter: &str) -> Option<&'static Export> {
@@ -158,10 +160,23 @@ impl Collector for Counters {
             let metric = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             ConstGauge::new(value as i64).encode(metric)?;
         }
-        let captured = metrics.audio_captured_milliseconds.get() as f64 / 1000.0;
-        let help = "Seconds of audio of recordings handed to delivery";
-        let metric = encoder.encode_descriptor("audio_captured", help, Some(&Unit::Seconds), MetricType::Counter)?;
-        ConstCounter::new(captured).encode(metric)
+        let seconds = [
+            (
+                "audio_captured",
+                "Seconds of audio of recordings handed to delivery",
+                &metrics.audio_captured_milliseconds,
+            ),
+            (
+                "audio_missing",
+                "Seconds of those recordings that no packet filled (silence put in for lost audio)",
+                &metrics.audio_missing_milliseconds,
+            ),
+        ];
+        for (name, help, milliseconds) in seconds {
+            let metric = encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
+            ConstCounter::new(milliseconds.get() as f64 / 1000.0).encode(metric)?;
+        }
+        Ok(())
     }
 }
 
@@ -239,6 +254,7 @@ mod tests {
         metrics.live.ari_connected.set(1);
         metrics.live.deliveries_in_progress.inc();
         metrics.audio_captured_milliseconds.add(2500);
+        metrics.audio_missing_milliseconds.add(40);
         let text = exporter.render();
         assert_eq!(value(&text, "callrec_recordings_active"), Some(2.0));
         assert_eq!(value(&text, "callrec_audio_memory_held_bytes"), Some(8000.0));
@@ -246,6 +262,8 @@ mod tests {
         assert_eq!(value(&text, "callrec_ari_connected"), Some(1.0));
         assert_eq!(value(&text, "callrec_delivery_queue_depth"), Some(1.0));
         assert_eq!(value(&text, "callrec_audio_captured_seconds_total"), Some(2.5));
+        assert_eq!(value(&text, "callrec_audio_missing_seconds_total"), Some(0.04));
+        assert!(!text.contains("milliseconds"), "exported in seconds only");
         memory.set_capturing(0);
         assert_eq!(value(&exporter.render(), "callrec_audio_memory_held_bytes"), Some(0.0));
     }
@@ -271,5 +289,16 @@ mod tests {
         assert_eq!(value(&text, "callrec_start_marker_dwell_seconds_bucket{le=\"0.025\"}"), Some(0.0));
         assert_eq!(value(&text, "callrec_start_marker_dwell_seconds_bucket{le=\"0.05\"}"), Some(1.0));
         assert_eq!(value(&text, "callrec_delivery_latency_seconds_bucket{le=\"+Inf\"}"), Some(1.0));
+    }
+
+    #[test]
+    fn the_readme_lists_every_family() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let (_, _, exporter) = exporter();
+        let text = exporter.render();
+        let families = text.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next());
+        for family in families {
+            assert!(readme.contains(&format!("`{family}")), "README's Metrics section lacks {family}");
+        }
     }
 }

@@ -178,7 +178,7 @@ struct Call {
 /// `recording_id` is the recording set up last. The task that collects and
 /// delivers a recording carries a span of the same name and fields.
 fn call_span(channel_id: &str) -> Span {
-    info_span!("call", channel_id, recording_id = tracing::field::Empty)
+    info_span!("call", channel_id = %channel_id, recording_id = tracing::field::Empty)
 }
 
 /// The recording resources that exist for a running recording.
@@ -1018,7 +1018,7 @@ impl Recorder {
         keys.parties = parties;
         let metrics = self.parts.metrics.clone();
         metrics.recordings_finished.inc();
-        metrics.live.recording_ended(&finished.reason);
+        metrics.live.recording_ended(finished.reason);
         if matches!(finished.reason, EndReason::Error | EndReason::Shutdown) {
             // The call may go on: its stop subroutine must not take the dead
             // snoop for a running capture.
