@@ -69,6 +69,8 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Check a delivered recording: its audio against sha256, and its signature with --key
     Verify(VerifyArgs),
+    /// Receive callrec's deliveries into a directory, and serve a page to find and play them
+    Receive(crate::receive::ReceiveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -280,7 +282,7 @@ pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// A secret straight from the command line or the environment: never held
 /// as a printable `String`, so not even `RunArgs` shows it.
-fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+pub(crate) fn parse_secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_string()))
 }
 
@@ -306,7 +308,7 @@ fn delivery_timeout(given: Option<Duration>, legacy_env: Option<OsString>) -> Re
 
 /// The first line of a secret's file, trimmed; never the file's content in
 /// an error.
-fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
+pub(crate) fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Secret::new(text.lines().next().unwrap_or_default().trim().to_string())),
         Err(error) => Err(ConfigError(format!("{flag} {}: {error}", path.display()))),
@@ -315,7 +317,7 @@ fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
 
 /// A size in bytes: a number with an optional unit (K, M, G; KiB, MiB,
 /// GiB; KB, MB, GB), e.g. `512MiB`.
-fn parse_size(value: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(value: &str) -> Result<u64, String> {
     let text = value.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -382,7 +384,7 @@ pub struct Config {
 /// A setting that makes no sense, in one line.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl TryFrom<RunArgs> for Config {
     type Error = ConfigError;

@@ -8,7 +8,10 @@
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
 //! their checks (`callrec keygen`, `callrec verify`). `metrics` and `health`
-//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`).
+//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`). At
+//! the far end of delivery, `receive` is a storage webhook that ships with
+//! callrec (`callrec receive`): it stores deliveries and serves a page to
+//! play them.
 
 pub mod ari;
 pub mod backoff;
@@ -23,6 +26,7 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod parties;
+pub mod receive;
 pub mod recorder;
 pub mod recording;
 pub mod resources;

@@ -1,7 +1,8 @@
 //! `callrec`: parses the command line, sets up logging, and runs the service
 //! until SIGINT or SIGTERM; `callrec convert` converts one file, `callrec
 //! keygen` writes a signing key pair and `callrec verify` checks a delivered
-//! recording, and each exits.
+//! recording, and each exits; `callrec receive` serves as a storage webhook
+//! until stopped.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => return convert(&args),
         Command::Keygen(args) => return keygen(&args),
         Command::Verify(args) => return verify(&args),
+        Command::Receive(args) => return receive(args),
     };
     let config = match Config::try_from(args) {
         Ok(config) => config,
@@ -69,6 +71,34 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(callrec::service::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `callrec receive`: serves until SIGINT or SIGTERM.
+fn receive(args: callrec::receive::ReceiveArgs) -> ExitCode {
+    let config = match callrec::receive::ReceiveConfig::try_from(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("callrec: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("callrec: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(callrec::receive::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
