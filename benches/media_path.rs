@@ -38,7 +38,7 @@ fn parse(c: &mut Criterion) {
 
 /// Places one minute of audio (3000 packets) in `order`.
 fn place_all(packets: &[Vec<u8>], order: &[usize]) -> StreamBuffer {
-    let mut buffer = StreamBuffer::new(8000 * 3600, 8000 * 60);
+    let mut buffer = StreamBuffer::new(8000 * 3600);
     for &index in order {
         let packet = rtp::parse(&packets[index]).unwrap();
         buffer.place(packet.ssrc, packet.sequence, packet.timestamp, packet.payload, (index * FRAME) as u64);

@@ -7,10 +7,12 @@
 //! tracks, paused stretches, the delivered file) -> `delivery` (webhook or
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
-//! their checks (`callrec keygen`, `callrec verify`).
+//! their checks (`callrec keygen`, `callrec verify`); `bench` measures the
+//! media path (`callrec-bench`, `scripts/bench.sh`).
 
 pub mod ari;
 pub mod backoff;
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod convert;

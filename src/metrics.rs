@@ -143,6 +143,13 @@ metrics! {
     rtp_resyncs,
     /// RTP packets dropped because a recording reached its length limit.
     rtp_over_limit,
+    /// Times the media task woke to read its socket (a timer drain, or a
+    /// packet while a recording awaited its first one).
+    media_wakeups,
+    /// The longest the media task worked without a break, in microseconds (a
+    /// drain or a command): how long any packet or command could wait beyond
+    /// the drain period. Only ever rises.
+    media_longest_turn_us,
 }
 
 #[cfg(test)]

@@ -1,8 +1,16 @@
 //! Media capture, step 2: the one UDP socket every recording's RTP arrives on.
 //! A single task owns the socket and all stream buffers, so the hot path takes
 //! no lock and allocates nothing per packet: it drains the socket, parses each
-//! header in place, looks the source address up, and copies the payload into
-//! that recording's buffer. The recorder talks to it through commands.
+//! header in place, looks the source address up (one lookup reaches the
+//! stream), and copies the payload into that recording's buffer. The
+//! recorder talks to it through commands.
+//!
+//! The socket is drained on a timer (`DRAIN_PERIOD`), a batch of datagrams
+//! per system call, not read as each packet comes: placement is by RTP
+//! timestamp, so the latency costs nothing, and one wake-up serves hundreds
+//! of packets. Only while a recording awaits its first packet is the socket
+//! read as packets come, so that its start (which the call waits for) is
+//! seen at once.
 //!
 //! A recording has one stream per track (stereo: two), each from its own
 //! source, on one timeline: it begins when every stream has sent its first
@@ -23,6 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::batch::BatchReceiver;
 use super::kernel_drops;
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::memory::AudioMemory;
@@ -31,12 +40,16 @@ use crate::recording::{CapturedAudio, CapturedRecording, Mask, Placement, Stream
 use crate::session::RecordingId;
 use crate::ulaw::SAMPLE_RATE;
 
-/// Room reserved for each new stream, so short recordings never reallocate.
-const RESERVED_SAMPLES: u64 = 60 * SAMPLE_RATE as u64;
-/// What a new recording takes in memory per track at once (μ-law: a byte a sample).
-pub const RESERVED_BYTES_PER_TRACK: u64 = RESERVED_SAMPLES;
-/// Datagrams read per wake-up before commands get a turn.
-const BATCH: usize = 512;
+/// What a new recording is counted as needing per track when it is let in
+/// (`--max-memory`): its first minute (μ-law: a byte a sample). Its buffer
+/// itself grows a second at a time.
+pub const RESERVED_BYTES_PER_TRACK: u64 = 60 * SAMPLE_RATE as u64;
+/// How often the socket is drained while no recording awaits its first
+/// packet. Its kernel buffer must hold this long's packets: 10 ms of 5,000
+/// streams is 2,500 datagrams, well within `RECEIVE_BUFFER_BYTES`.
+pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+/// Datagrams read in one turn before commands get theirs.
+const MAX_PER_TURN: usize = 4 * super::batch::BATCH;
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 /// A recording whose RTP stopped for this long while its call lives has
 /// lost its capture (its externalMedia channel or bridge was removed, say).
@@ -66,7 +79,9 @@ pub enum MediaCommand {
     LastAudio { recording: RecordingId, reply: oneshot::Sender<Option<Instant>> },
     /// End the recording's streams at `total_samples` and hand its audio over
     /// (`None` if it never listened).
-    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedRecording>> },
+    /// The streams are finished (cut or padded, copied out of their chunks)
+    /// by whoever takes them, not on the media task.
+    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<TakenCapture>> },
 }
 
 /// What the media task tells the recorder.
@@ -117,7 +132,31 @@ impl MediaHandle {
     ) -> Result<Option<CapturedRecording>, MediaGone> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(MediaCommand::Take { recording, total_samples, reply }).map_err(|_| MediaGone)?;
-        answer.await.map_err(|_| MediaGone)
+        let Some(taken) = answer.await.map_err(|_| MediaGone)? else { return Ok(None) };
+        // Copying an hour of audio takes milliseconds: not on a runtime worker.
+        match tokio::task::spawn_blocking(move || taken.finish()).await {
+            Ok(captured) => Ok(Some(captured)),
+            Err(_) => Err(MediaGone),
+        }
+    }
+}
+
+/// A recording's streams as the media task gave them up, still in their
+/// chunks: `finish` makes them the recording's tracks.
+#[derive(Debug)]
+pub struct TakenCapture {
+    streams: Vec<StreamBuffer>,
+    mask: Mask,
+    total_samples: u64,
+}
+
+impl TakenCapture {
+    /// Every track exactly `total_samples` long, and the paused stretches.
+    pub fn finish(self) -> CapturedRecording {
+        let total_samples = self.total_samples;
+        let tracks: Vec<CapturedAudio> = self.streams.into_iter().map(|stream| stream.finish(total_samples)).collect();
+        let total = tracks.first().map_or(0, |track| track.ulaw.len() as u64);
+        CapturedRecording { tracks, masked: self.mask.ranges(total) }
     }
 }
 
@@ -131,9 +170,17 @@ pub struct MediaReceiver {
     socket: UdpSocket,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    /// Source address -> recording and stream index.
-    routes: HashMap<SocketAddr, (RecordingId, usize)>,
-    captures: HashMap<RecordingId, Capture>,
+    /// Source address -> the slot of its recording's capture, and the
+    /// stream's index: the one lookup a packet takes.
+    routes: HashMap<SocketAddr, (usize, usize)>,
+    /// Captures by slot; a taken one's slot is reused.
+    captures: Vec<Option<Capture>>,
+    /// Recording -> its capture's slot, for commands.
+    slots: HashMap<RecordingId, usize>,
+    free_slots: Vec<usize>,
+    /// Captures whose first packet has not come: while there are any, the
+    /// socket is read as packets come rather than on the timer.
+    awaiting_start: usize,
     max_samples: u64,
     metrics: Arc<Metrics>,
     /// Where the buffers' size is reported (`--max-memory`).
@@ -150,6 +197,7 @@ pub struct MediaReceiver {
 
 /// The streams of one recording, on one timeline.
 struct Capture {
+    recording: RecordingId,
     streams: Vec<Stream>,
     /// Sample 0 of every stream: the arrival of the packet that completed
     /// the set (every stream had one). Earlier packets are dropped.
@@ -179,15 +227,11 @@ struct EarlyPacket {
 }
 
 impl Capture {
-    fn new(streams: usize, max_samples: u64) -> Self {
+    fn new(recording: RecordingId, streams: usize, max_samples: u64) -> Self {
         let streams = (0..streams)
-            .map(|_| Stream {
-                buffer: StreamBuffer::new(max_samples, RESERVED_SAMPLES),
-                last_arrival: None,
-                early: None,
-            })
+            .map(|_| Stream { buffer: StreamBuffer::new(max_samples), last_arrival: None, early: None })
             .collect();
-        Capture { streams, origin: None, mask: Mask::default(), stalled: false }
+        Capture { recording, streams, origin: None, mask: Mask::default(), stalled: false }
     }
 
     /// The sample of the recording's timeline that `at` falls on (0 before it began).
@@ -274,7 +318,10 @@ pub fn bind(
         commands: command_rx,
         events,
         routes: HashMap::new(),
-        captures: HashMap::new(),
+        captures: Vec::new(),
+        slots: HashMap::new(),
+        free_slots: Vec::new(),
+        awaiting_start: 0,
         max_samples,
         metrics,
         memory,
@@ -291,26 +338,37 @@ impl MediaReceiver {
     /// Receives until every `MediaHandle` is gone: after shutdown it keeps
     /// serving until the recorder has collected every recording.
     pub async fn run(mut self) {
-        let mut datagram = [0u8; 2048];
+        let mut batch = BatchReceiver::new();
+        let mut drain = tokio::time::interval(DRAIN_PERIOD);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A turn that stopped at `MAX_PER_TURN` left datagrams waiting.
+        let mut backlog = false;
         loop {
+            let read_as_they_come = backlog || self.awaiting_start > 0;
             tokio::select! {
+                biased;
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => {
+                        let turn = Instant::now();
+                        self.handle_command(command);
+                        self.note_turn(turn);
+                    }
                     None => return,
                 },
-                readable = self.socket.readable() => {
+                readable = self.socket.readable(), if read_as_they_come => {
                     if let Err(error) = readable {
                         warn!(%error, "media socket failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
-                    self.drain(&mut datagram);
+                    backlog = self.drain(&mut batch);
                 }
+                _ = drain.tick() => backlog = self.drain(&mut batch),
                 _ = watchdog.tick() => {
                     // What waits in the socket counts before anyone is called silent.
-                    self.drain(&mut datagram);
+                    backlog = self.drain(&mut batch);
                     self.check_for_silence(Instant::now());
                     self.report_memory();
                 }
@@ -318,23 +376,46 @@ impl MediaReceiver {
         }
     }
 
-    fn drain(&mut self, datagram: &mut [u8]) {
-        let now = Instant::now();
-        for _ in 0..BATCH {
-            match kernel_drops::try_recv_from(&self.socket, datagram) {
-                Ok((len, from, dropped)) => {
-                    if let Some(dropped) = dropped {
-                        self.count_kernel_drops(dropped, now);
+    /// Reads what waits in the socket, a batch at a time, up to
+    /// `MAX_PER_TURN` datagrams: true if it stopped there with more waiting.
+    fn drain(&mut self, batch: &mut BatchReceiver) -> bool {
+        let turn = Instant::now();
+        self.metrics.media_wakeups.inc();
+        let mut read = 0;
+        let more = loop {
+            match batch.receive(&self.socket) {
+                Ok(count) => {
+                    let now = Instant::now();
+                    for (datagram, from, dropped) in batch.datagrams() {
+                        if let Some(dropped) = dropped {
+                            self.count_kernel_drops(dropped, now);
+                        }
+                        self.handle_datagram(datagram, from, now);
                     }
-                    self.handle_datagram(&datagram[..len], from, now)
+                    read += count;
+                    if read >= MAX_PER_TURN {
+                        break true;
+                    }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(error) => {
                     // e.g. ICMP port unreachable surfacing on Linux; not fatal.
                     debug!(%error, "media socket receive error");
-                    return;
+                    break false;
                 }
             }
+        };
+        self.note_turn(turn);
+        more
+    }
+
+    /// Keeps the longest turn the task took without a break.
+    fn note_turn(&self, started: Instant) {
+        let micros = started.elapsed().as_micros() as u64;
+        let longest = &self.metrics.media_longest_turn_us;
+        let before = longest.get();
+        if micros > before {
+            longest.add(micros - before);
         }
     }
 
@@ -360,7 +441,7 @@ impl MediaReceiver {
             assert!(*left > 0, "injected fault (CALLREC_TEST_FAULT): the media task fails");
         }
         let from = canonical(from);
-        let Some(&(recording, index)) = self.routes.get(&from) else {
+        let Some(&(slot, index)) = self.routes.get(&from) else {
             self.metrics.rtp_unknown_source.inc();
             if self.unknown_source_warning.ready(now) {
                 warn!(%from, "dropping datagrams from an address no recording listens to");
@@ -386,16 +467,18 @@ impl MediaReceiver {
             self.metrics.rtp_empty.inc();
             return;
         }
-        let Some(capture) = self.captures.get_mut(&recording) else {
+        let Some(Some(capture)) = self.captures.get_mut(slot) else {
             return;
         };
-        let Capture { streams, origin, mask, .. } = capture;
+        let Capture { recording, streams, origin, mask, .. } = capture;
+        let recording = *recording;
         let Some(stream) = streams.get_mut(index) else { return };
         stream.last_arrival = Some(now);
         let origin = match origin {
             Some(origin) => *origin,
             None if streams.iter().all(|stream| stream.last_arrival.is_some()) => {
                 let _ = self.events.send(MediaEvent::CaptureStarted { recording, at: now });
+                self.awaiting_start -= 1;
                 // The other streams begin with what they sent last.
                 for stream in streams.iter_mut() {
                     if let Some(early) = stream.early.take() {
@@ -437,18 +520,23 @@ impl MediaReceiver {
     }
 
     fn report_memory(&self) {
-        let held = self.captures.values().flat_map(|capture| &capture.streams).map(|stream| stream.buffer.held_bytes());
+        let held = self
+            .captures
+            .iter()
+            .flatten()
+            .flat_map(|capture| &capture.streams)
+            .map(|stream| stream.buffer.held_bytes());
         self.memory.set_capturing(held.sum());
     }
 
     fn check_for_silence(&mut self, now: Instant) {
-        for (recording, capture) in &mut self.captures {
+        for capture in self.captures.iter_mut().flatten() {
             if capture.stalled {
                 continue;
             }
             if let Some(last_audio_at) = capture.stalled_since(now) {
                 capture.stalled = true;
-                let _ = self.events.send(MediaEvent::NoMedia { recording: *recording, last_audio_at });
+                let _ = self.events.send(MediaEvent::NoMedia { recording: capture.recording, last_audio_at });
             }
         }
     }
@@ -456,42 +544,78 @@ impl MediaReceiver {
     fn handle_command(&mut self, command: MediaCommand) {
         match command {
             MediaCommand::Listen { recording, stream, streams, source } => {
-                let max_samples = self.max_samples;
-                let capture = self.captures.entry(recording).or_insert_with(|| Capture::new(streams, max_samples));
-                if stream < capture.streams.len() {
+                let slot = self.slot_of(recording, streams);
+                let listens = self.captures[slot].as_ref().is_some_and(|capture| stream < capture.streams.len());
+                if listens {
                     // A source port reused by a newer recording belongs to it.
-                    self.routes.insert(canonical(source), (recording, stream));
+                    self.routes.insert(canonical(source), (slot, stream));
                 }
             }
             MediaCommand::Pause { recording, at } => {
-                if let Some(capture) = self.captures.get_mut(&recording) {
+                if let Some(capture) = self.capture_mut(recording) {
                     capture.pause(at);
                 }
             }
             MediaCommand::Resume { recording, at } => {
-                if let Some(capture) = self.captures.get_mut(&recording) {
+                if let Some(capture) = self.capture_mut(recording) {
                     capture.resume(at);
                 }
             }
             MediaCommand::LastAudio { recording, reply } => {
                 let last = self
-                    .captures
-                    .get(&recording)
+                    .capture_mut(recording)
                     .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
                 let _ = reply.send(last);
             }
             MediaCommand::Take { recording, total_samples, reply } => {
-                self.routes.retain(|_, (routed, _)| *routed != recording);
-                let audio = self.captures.remove(&recording).map(|capture| {
-                    let tracks: Vec<CapturedAudio> =
-                        capture.streams.into_iter().map(|stream| stream.buffer.finish(total_samples)).collect();
-                    self.metrics.rtp_resyncs.add(tracks.iter().map(|track| track.stats.resyncs).sum());
-                    let total = tracks.first().map_or(0, |track| track.ulaw.len() as u64);
-                    CapturedRecording { tracks, masked: capture.mask.ranges(total) }
+                let taken = self.remove(recording).map(|capture| {
+                    let resyncs = capture.streams.iter().map(|stream| stream.buffer.stats().resyncs).sum();
+                    self.metrics.rtp_resyncs.add(resyncs);
+                    let streams = capture.streams.into_iter().map(|stream| stream.buffer).collect();
+                    TakenCapture { streams, mask: capture.mask, total_samples }
                 });
-                let _ = reply.send(audio);
+                let _ = reply.send(taken);
             }
         }
+    }
+
+    /// The slot of the recording's capture, made with `streams` streams if
+    /// it has none yet.
+    fn slot_of(&mut self, recording: RecordingId, streams: usize) -> usize {
+        if let Some(&slot) = self.slots.get(&recording) {
+            return slot;
+        }
+        let capture = Some(Capture::new(recording, streams, self.max_samples));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.captures[slot] = capture;
+                slot
+            }
+            None => {
+                self.captures.push(capture);
+                self.captures.len() - 1
+            }
+        };
+        self.slots.insert(recording, slot);
+        self.awaiting_start += 1;
+        slot
+    }
+
+    fn capture_mut(&mut self, recording: RecordingId) -> Option<&mut Capture> {
+        let slot = *self.slots.get(&recording)?;
+        self.captures.get_mut(slot)?.as_mut()
+    }
+
+    /// Takes the recording's capture out, with its routes, freeing its slot.
+    fn remove(&mut self, recording: RecordingId) -> Option<Capture> {
+        let slot = self.slots.remove(&recording)?;
+        self.routes.retain(|_, (routed, _)| *routed != slot);
+        let capture = self.captures.get_mut(slot)?.take()?;
+        self.free_slots.push(slot);
+        if capture.origin.is_none() {
+            self.awaiting_start -= 1;
+        }
+        Some(capture)
     }
 }
 
@@ -586,7 +710,7 @@ mod tests {
         fn take(&mut self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
             let (reply, mut answer) = oneshot::channel();
             self.receiver.handle_command(MediaCommand::Take { recording, total_samples, reply });
-            answer.try_recv().unwrap()
+            answer.try_recv().unwrap().map(TakenCapture::finish)
         }
     }
 
