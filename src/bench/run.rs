@@ -64,7 +64,7 @@ impl RunResult {
         misses
     }
 
-    /// One row of BENCHMARKS.md's table.
+    /// One row of BENCHMARKS.md's table (its header is in `scripts/bench.sh`).
     pub fn markdown_row(&self) -> String {
         let misses = self.misses();
         format!(
@@ -84,9 +84,6 @@ impl RunResult {
         )
     }
 }
-
-/// The table's header, matching `markdown_row`.
-pub const MARKDOWN_HEADER: &str = "| streams | packets | callrec µs/packet | callrec % core | floor µs/packet | callrec / floor (≤ 1.5×) | frames lost / misplaced (0) | resident per recorded s (≤ 8,200 B) | longest stall (≤ 2 ms) | wake-ups/s | targets |\n|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// A receiver process: its pid, stdin, stdout and where it listens.
 struct Receiver {
