@@ -675,6 +675,7 @@ mod tests {
         media: MediaHandle,
         receiver: MediaReceiver,
         metrics: Arc<Metrics>,
+        memory: Arc<AudioMemory>,
         events: mpsc::UnboundedReceiver<MediaEvent>,
     }
 
@@ -683,14 +684,9 @@ mod tests {
     fn harness(addr: &str) -> io::Result<Harness> {
         let metrics = Arc::new(Metrics::default());
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (media, receiver) = bind(
-            addr.parse().unwrap(),
-            8000 * 3600,
-            metrics.clone(),
-            crate::memory::AudioMemory::new(u64::MAX),
-            events_tx,
-        )?;
-        Ok(Harness { media, receiver, metrics, events })
+        let memory = AudioMemory::new(u64::MAX);
+        let (media, receiver) = bind(addr.parse().unwrap(), 8000 * 3600, metrics.clone(), memory.clone(), events_tx)?;
+        Ok(Harness { media, receiver, metrics, memory, events })
     }
 
     impl Harness {
@@ -787,7 +783,7 @@ mod tests {
     /// `127.0.0.1` address Asterisk reports.
     #[tokio::test]
     async fn ipv4_rtp_reaches_a_recording_through_a_dual_stack_socket() {
-        let Harness { media, receiver, metrics, mut events } =
+        let Harness { media, receiver, metrics, mut events, .. } =
             harness("[::]:0").expect("a dual-stack socket on [::] (this test needs IPv6 enabled)");
         tokio::spawn(receiver.run());
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -912,6 +908,69 @@ mod tests {
         let audio = media.take(recording, 50 * u64::from(FRAME)).unwrap();
         assert_eq!(audio.masked, [6240..8000]);
         assert!(audio.tracks[0].ulaw[6240..].iter().all(|&b| b == ulaw::SILENCE));
+    }
+
+    /// While a recording awaits its first packet the socket is read as
+    /// packets come (no drain period added to the start); once none awaits,
+    /// only the timer drains it.
+    #[tokio::test]
+    async fn the_socket_is_read_as_packets_come_only_while_a_start_is_awaited() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (started, never) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(started, "192.0.2.10:4000");
+        media.listen_stream(never, 0, 2, "192.0.2.10:4002");
+        media.listen_stream(never, 1, 2, "192.0.2.10:4004");
+        assert_eq!(media.receiver.awaiting_start, 2, "one per recording, not per stream");
+        let now = Instant::now();
+        media.receive(&frame(0), "192.0.2.10:4000", now);
+        media.receive(&frame(1), "192.0.2.10:4000", now);
+        media.receive(&frame(0), "192.0.2.10:4002", now);
+        assert_eq!(media.receiver.awaiting_start, 1, "the stereo one still awaits its second stream");
+        media.take(never, 0);
+        assert_eq!(media.receiver.awaiting_start, 0);
+        media.take(started, 320);
+        assert_eq!(media.receiver.awaiting_start, 0);
+    }
+
+    #[tokio::test]
+    async fn the_memory_reported_is_whole_seconds_of_every_stream_and_freed_on_take() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (mono, stereo) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(mono, "192.0.2.10:4000");
+        media.listen_stream(stereo, 0, 2, "192.0.2.10:4002");
+        media.listen_stream(stereo, 1, 2, "192.0.2.10:4004");
+        let t0 = Instant::now();
+        // 1.2 s on the mono recording (two blocks), 0.4 s on each stereo stream (one each).
+        for n in 0..60u32 {
+            let at = t0 + Duration::from_millis(20 * u64::from(n));
+            media.receive(&frame(n), "192.0.2.10:4000", at);
+            if n < 20 {
+                media.receive(&frame(n), "192.0.2.10:4002", at);
+                media.receive(&frame(n), "192.0.2.10:4004", at);
+            }
+        }
+        media.receiver.report_memory();
+        assert_eq!(media.memory.held(), 4 * u64::from(SAMPLE_RATE));
+        media.take(mono, 60 * u64::from(FRAME)).unwrap();
+        media.receiver.report_memory();
+        assert_eq!(media.memory.held(), 2 * u64::from(SAMPLE_RATE));
+    }
+
+    #[tokio::test]
+    async fn a_reused_slot_takes_none_of_its_last_recordings_packets() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(first, "192.0.2.10:4000");
+        let now = Instant::now();
+        media.receive(&frame(0), "192.0.2.10:4000", now);
+        media.take(first, 160).unwrap();
+        media.listen(second, "192.0.2.10:5000");
+        assert_eq!(media.receiver.captures.len(), 1, "the slot is reused");
+        media.receive(&frame(1), "192.0.2.10:4000", now);
+        assert_eq!(media.metrics.rtp_unknown_source.get(), 1, "the old source is no longer routed");
+        media.receive(&frame(2), "192.0.2.10:5000", now);
+        let audio = media.take(second, 160).unwrap();
+        assert_eq!(audio.tracks[0].ulaw, [2; FRAME as usize]);
     }
 
     #[tokio::test]
