@@ -67,7 +67,7 @@ if ! $smoke && ((${#rows[@]})); then
             "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')." \
             "Load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg). $seconds s per run."
         echo
-        echo "| streams | packets | callrec µs/packet | callrec % core | floor µs/packet | callrec / floor (≤ 1.5×) | frames lost / misplaced (0) | resident per recorded s (≤ 8,200 B) | longest stall (≤ 2 ms) | wake-ups/s | targets |"
+        echo "| streams | packets | callrec µs/packet | callrec % core | floor µs/packet | callrec / floor (≤ 1.5×) | frames lost / misplaced (0) | resident per recorded s (≤ 8,200 B) | longest stall, CPU (wall) (≤ 2 ms) | wake-ups/s | targets |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
         printf '%s\n' "${rows[@]}"
     } >>BENCHMARKS.md

@@ -35,6 +35,7 @@ pub struct RunResult {
     pub kernel_drops: u64,
     pub resident_bytes_per_recorded_second: f64,
     pub longest_stall_ms: f64,
+    pub longest_stall_wall_ms: f64,
     pub wakeups_per_second: f64,
     pub sender_worst_lag_ms: u64,
     pub load_average: Option<f64>,
@@ -68,7 +69,7 @@ impl RunResult {
     pub fn markdown_row(&self) -> String {
         let misses = self.misses();
         format!(
-            "| {} | {} | {:.2} | {:.1}% | {:.2} | {:.2}× | {} / {} | {:.0} B | {:.2} ms | {:.0} | {} |",
+            "| {} | {} | {:.2} | {:.1}% | {:.2} | {:.2}× | {} / {} | {:.0} B | {:.2} ms ({:.1} ms wall) | {:.0} | {} |",
             self.streams,
             self.packets_sent,
             self.callrec_us_per_packet,
@@ -79,6 +80,7 @@ impl RunResult {
             self.frames_misplaced,
             self.resident_bytes_per_recorded_second,
             self.longest_stall_ms,
+            self.longest_stall_wall_ms,
             self.wakeups_per_second,
             if misses.is_empty() { "all met".to_string() } else { format!("missed: {}", misses.join("; ")) },
         )
@@ -171,6 +173,7 @@ pub fn run(streams: u32, seconds: u32, base_port: u16) -> anyhow::Result<RunResu
         resident_bytes_per_recorded_second: resident_after.saturating_sub(resident_before) as f64
             / recorded_seconds.max(1.0),
         longest_stall_ms: report.longest_turn_us as f64 / 1000.0,
+        longest_stall_wall_ms: report.longest_turn_wall_us as f64 / 1000.0,
         wakeups_per_second: report.wakeups as f64 / wall.as_secs_f64(),
         sender_worst_lag_ms: sent.worst_lag_ms,
         load_average,

@@ -43,8 +43,10 @@ pub struct MediaReport {
     pub frames_misplaced: u64,
     /// Recordings the media task had nothing for.
     pub recordings_missing: u64,
-    /// `media_longest_turn_us`: the media task's longest stall.
+    /// `media_longest_turn_us`: the media task's longest stall (CPU time).
     pub longest_turn_us: u64,
+    /// `media_longest_turn_wall_us`: the same in wall time, preemption included.
+    pub longest_turn_wall_us: u64,
     pub wakeups: u64,
     /// What the buffers held when last reported (`AudioMemory`).
     pub buffer_bytes: u64,
@@ -103,6 +105,7 @@ pub fn media(streams: u32, base_port: u16) -> anyhow::Result<()> {
         report.kernel_drops = metrics.rtp_kernel_drops.get();
         report.unknown_source = metrics.rtp_unknown_source.get();
         report.longest_turn_us = metrics.media_longest_turn_us.get();
+        report.longest_turn_wall_us = metrics.media_longest_turn_wall_us.get();
         report.wakeups = metrics.media_wakeups.get();
         say(&report)
     })
