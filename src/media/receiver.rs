@@ -48,8 +48,9 @@ pub const RESERVED_BYTES_PER_TRACK: u64 = 60 * SAMPLE_RATE as u64;
 /// packet. Its kernel buffer must hold this long's packets: 10 ms of 5,000
 /// streams is 2,500 datagrams, well within `RECEIVE_BUFFER_BYTES`.
 pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
-/// Datagrams read in one turn before commands get theirs.
-const MAX_PER_TURN: usize = 4 * super::batch::BATCH;
+/// Datagrams read in one turn before commands get theirs: one batch keeps
+/// a turn near a millisecond even when every stream grows a block at once.
+const MAX_PER_TURN: usize = super::batch::BATCH;
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 /// A recording whose RTP stopped for this long while its call lives has
 /// lost its capture (its externalMedia channel or bridge was removed, say).
