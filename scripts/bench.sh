@@ -45,6 +45,8 @@ if [[ -z $bench ]]; then
     bench="${CARGO_TARGET_DIR:-target}/release/callrec-bench"
 fi
 
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rows=()
 failed=0
 for n in "${streams[@]}"; do
@@ -64,11 +66,11 @@ if ! $smoke && ((${#rows[@]})); then
         echo "## Media path, synthetic — $(date -u '+%Y-%m-%d %H:%M UTC')"
         echo
         echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)." \
-            "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')." \
-            "Load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg). $seconds s per run."
+            "Commit: $commit. Load average before the runs: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)." \
+            "$seconds s per run."
         echo
-        echo "| streams | packets | callrec µs/packet | callrec % core | floor µs/packet | callrec / floor (≤ 1.5×) | frames lost / misplaced (0) | resident per recorded s (≤ 8,200 B) | longest stall, CPU (wall) (≤ 2 ms) | wake-ups/s | targets |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| streams | packets | callrec µs/packet | callrec % core | floor µs/packet | callrec / floor (≤ 1.5×) | frames lost / misplaced (0) | resident per recorded s (≤ 8,200 B) | longest stall, CPU (wall) (≤ 2 ms) | wake-ups/s | sender's worst lag | load (1 min) | targets |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         printf '%s\n' "${rows[@]}"
     } >>BENCHMARKS.md
     echo "callrec-bench: appended to BENCHMARKS.md" >&2

@@ -69,7 +69,7 @@ impl RunResult {
     pub fn markdown_row(&self) -> String {
         let misses = self.misses();
         format!(
-            "| {} | {} | {:.2} | {:.1}% | {:.2} | {:.2}× | {} / {} | {:.0} B | {:.2} ms ({:.1} ms wall) | {:.0} | {} |",
+            "| {} | {} | {:.2} | {:.1}% | {:.2} | {:.2}× | {} / {} | {:.0} B | {:.2} ms ({:.1} ms wall) | {:.0} | {} ms | {} | {} |",
             self.streams,
             self.packets_sent,
             self.callrec_us_per_packet,
@@ -82,6 +82,8 @@ impl RunResult {
             self.longest_stall_ms,
             self.longest_stall_wall_ms,
             self.wakeups_per_second,
+            self.sender_worst_lag_ms,
+            self.load_average.map_or("?".to_string(), |load| format!("{load:.2}")),
             if misses.is_empty() { "all met".to_string() } else { format!("missed: {}", misses.join("; ")) },
         )
     }
