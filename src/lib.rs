@@ -8,13 +8,15 @@
 //! output directory). Beside it, `integrity` lets a delivered recording prove
 //! itself: the audio's SHA-256 and an Ed25519 signature of its metadata, and
 //! their checks (`callrec keygen`, `callrec verify`). `metrics` and `health`
-//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`). At
+//! tell how the whole path is doing (`/metrics`, `/healthz`, `/readyz`), and
+//! `bench` measures the media path (`callrec-bench`, `scripts/bench.sh`). At
 //! the far end of delivery, `receive` is a storage webhook that ships with
 //! callrec (`callrec receive`): it stores deliveries and serves a page to
 //! play them.
 
 pub mod ari;
 pub mod backoff;
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod convert;

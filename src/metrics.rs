@@ -171,6 +171,16 @@ metrics! {
     /// Milliseconds of those recordings that no packet filled (their
     /// `missing_ms`: silence callrec put in for lost audio).
     audio_missing_milliseconds,
+    /// Times the media task woke to read its socket (a timer drain, or a
+    /// packet while a recording awaited its first one).
+    media_wakeups,
+    /// The longest the media task worked without a break, in microseconds of
+    /// CPU time (a drain or a command): how long any packet or command could
+    /// wait beyond the drain period for callrec's own work. Only ever rises.
+    media_longest_turn_us,
+    /// The same turn's longest wall time, in microseconds: also counts the
+    /// time the system ran other work meanwhile. Only ever rises.
+    media_longest_turn_wall_us,
 }
 
 /// Label of `Live::recordings_ended`.

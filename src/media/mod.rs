@@ -1,6 +1,7 @@
 //! Media capture: RTP from each recording's externalMedia channel, read from
 //! one UDP socket and routed by source address into recording buffers.
 
+pub mod batch;
 pub mod kernel_drops;
 pub mod receiver;
 pub mod rtp;

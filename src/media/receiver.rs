@@ -1,8 +1,16 @@
 //! Media capture, step 2: the one UDP socket every recording's RTP arrives on.
 //! A single task owns the socket and all stream buffers, so the hot path takes
 //! no lock and allocates nothing per packet: it drains the socket, parses each
-//! header in place, looks the source address up, and copies the payload into
-//! that recording's buffer. The recorder talks to it through commands.
+//! header in place, looks the source address up (one lookup reaches the
+//! stream), and copies the payload into that recording's buffer. The
+//! recorder talks to it through commands.
+//!
+//! The socket is drained on a timer (`DRAIN_PERIOD`), a batch of datagrams
+//! per system call, not read as each packet comes: placement is by RTP
+//! timestamp, so the latency costs nothing, and one wake-up serves hundreds
+//! of packets. Only while a recording awaits its first packet is the socket
+//! read as packets come, so that its start (which the call waits for) is
+//! seen at once.
 //!
 //! A recording has one stream per track (stereo: two), each from its own
 //! source, on one timeline: it begins when every stream has sent its first
@@ -23,6 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::batch::BatchReceiver;
 use super::kernel_drops;
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::memory::AudioMemory;
@@ -31,12 +40,17 @@ use crate::recording::{CapturedAudio, CapturedRecording, Mask, Placement, Stream
 use crate::session::RecordingId;
 use crate::ulaw::SAMPLE_RATE;
 
-/// Room reserved for each new stream, so short recordings never reallocate.
-const RESERVED_SAMPLES: u64 = 60 * SAMPLE_RATE as u64;
-/// What a new recording takes in memory per track at once (μ-law: a byte a sample).
-pub const RESERVED_BYTES_PER_TRACK: u64 = RESERVED_SAMPLES;
-/// Datagrams read per wake-up before commands get a turn.
-const BATCH: usize = 512;
+/// What a new recording is counted as needing per track when it is let in
+/// (`--max-memory`): its first minute (μ-law: a byte a sample). Its buffer
+/// itself grows a second at a time.
+pub const RESERVED_BYTES_PER_TRACK: u64 = 60 * SAMPLE_RATE as u64;
+/// How often the socket is drained while no recording awaits its first
+/// packet. Its kernel buffer must hold this long's packets: 10 ms of 5,000
+/// streams is 2,500 datagrams, well within `RECEIVE_BUFFER_BYTES`.
+pub const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+/// Datagrams read in one turn before commands get theirs: one batch keeps
+/// a turn near a millisecond even when every stream grows a block at once.
+const MAX_PER_TURN: usize = super::batch::BATCH;
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 /// A recording whose RTP stopped for this long while its call lives has
 /// lost its capture (its externalMedia channel or bridge was removed, say).
@@ -66,7 +80,9 @@ pub enum MediaCommand {
     LastAudio { recording: RecordingId, reply: oneshot::Sender<Option<Instant>> },
     /// End the recording's streams at `total_samples` and hand its audio over
     /// (`None` if it never listened).
-    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<CapturedRecording>> },
+    /// The streams are finished (cut or padded, copied out of their chunks)
+    /// by whoever takes them, not on the media task.
+    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<TakenCapture>> },
 }
 
 /// What the media task tells the recorder.
@@ -117,7 +133,31 @@ impl MediaHandle {
     ) -> Result<Option<CapturedRecording>, MediaGone> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(MediaCommand::Take { recording, total_samples, reply }).map_err(|_| MediaGone)?;
-        answer.await.map_err(|_| MediaGone)
+        let Some(taken) = answer.await.map_err(|_| MediaGone)? else { return Ok(None) };
+        // Copying an hour of audio takes milliseconds: not on a runtime worker.
+        match tokio::task::spawn_blocking(move || taken.finish()).await {
+            Ok(captured) => Ok(Some(captured)),
+            Err(_) => Err(MediaGone),
+        }
+    }
+}
+
+/// A recording's streams as the media task gave them up, still in their
+/// chunks: `finish` makes them the recording's tracks.
+#[derive(Debug)]
+pub struct TakenCapture {
+    streams: Vec<StreamBuffer>,
+    mask: Mask,
+    total_samples: u64,
+}
+
+impl TakenCapture {
+    /// Every track exactly `total_samples` long, and the paused stretches.
+    pub fn finish(self) -> CapturedRecording {
+        let total_samples = self.total_samples;
+        let tracks: Vec<CapturedAudio> = self.streams.into_iter().map(|stream| stream.finish(total_samples)).collect();
+        let total = tracks.first().map_or(0, |track| track.ulaw.len() as u64);
+        CapturedRecording { tracks, masked: self.mask.ranges(total) }
     }
 }
 
@@ -131,9 +171,17 @@ pub struct MediaReceiver {
     socket: UdpSocket,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    /// Source address -> recording and stream index.
-    routes: HashMap<SocketAddr, (RecordingId, usize)>,
-    captures: HashMap<RecordingId, Capture>,
+    /// Source address -> the slot of its recording's capture, and the
+    /// stream's index: the one lookup a packet takes.
+    routes: HashMap<SocketAddr, (usize, usize)>,
+    /// Captures by slot; a taken one's slot is reused.
+    captures: Vec<Option<Capture>>,
+    /// Recording -> its capture's slot, for commands.
+    slots: HashMap<RecordingId, usize>,
+    free_slots: Vec<usize>,
+    /// Captures whose first packet has not come: while there are any, the
+    /// socket is read as packets come rather than on the timer.
+    awaiting_start: usize,
     max_samples: u64,
     metrics: Arc<Metrics>,
     /// Where the buffers' size is reported (`--max-memory`).
@@ -150,6 +198,7 @@ pub struct MediaReceiver {
 
 /// The streams of one recording, on one timeline.
 struct Capture {
+    recording: RecordingId,
     streams: Vec<Stream>,
     /// Sample 0 of every stream: the arrival of the packet that completed
     /// the set (every stream had one). Earlier packets are dropped.
@@ -179,15 +228,11 @@ struct EarlyPacket {
 }
 
 impl Capture {
-    fn new(streams: usize, max_samples: u64) -> Self {
+    fn new(recording: RecordingId, streams: usize, max_samples: u64) -> Self {
         let streams = (0..streams)
-            .map(|_| Stream {
-                buffer: StreamBuffer::new(max_samples, RESERVED_SAMPLES),
-                last_arrival: None,
-                early: None,
-            })
+            .map(|_| Stream { buffer: StreamBuffer::new(max_samples), last_arrival: None, early: None })
             .collect();
-        Capture { streams, origin: None, mask: Mask::default(), stalled: false }
+        Capture { recording, streams, origin: None, mask: Mask::default(), stalled: false }
     }
 
     /// The sample of the recording's timeline that `at` falls on (0 before it began).
@@ -274,7 +319,10 @@ pub fn bind(
         commands: command_rx,
         events,
         routes: HashMap::new(),
-        captures: HashMap::new(),
+        captures: Vec::new(),
+        slots: HashMap::new(),
+        free_slots: Vec::new(),
+        awaiting_start: 0,
         max_samples,
         metrics,
         memory,
@@ -291,26 +339,37 @@ impl MediaReceiver {
     /// Receives until every `MediaHandle` is gone: after shutdown it keeps
     /// serving until the recorder has collected every recording.
     pub async fn run(mut self) {
-        let mut datagram = [0u8; 2048];
+        let mut batch = BatchReceiver::new();
+        let mut drain = tokio::time::interval(DRAIN_PERIOD);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A turn that stopped at `MAX_PER_TURN` left datagrams waiting.
+        let mut backlog = false;
         loop {
+            let read_as_they_come = backlog || self.awaiting_start > 0;
             tokio::select! {
+                biased;
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => {
+                        let turn = Turn::start();
+                        self.handle_command(command);
+                        self.note_turn(turn);
+                    }
                     None => return,
                 },
-                readable = self.socket.readable() => {
+                readable = self.socket.readable(), if read_as_they_come => {
                     if let Err(error) = readable {
                         warn!(%error, "media socket failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
-                    self.drain(&mut datagram);
+                    backlog = self.drain(&mut batch);
                 }
+                _ = drain.tick() => backlog = self.drain(&mut batch),
                 _ = watchdog.tick() => {
                     // What waits in the socket counts before anyone is called silent.
-                    self.drain(&mut datagram);
+                    backlog = self.drain(&mut batch);
                     self.check_for_silence(Instant::now());
                     self.report_memory();
                 }
@@ -318,24 +377,46 @@ impl MediaReceiver {
         }
     }
 
-    fn drain(&mut self, datagram: &mut [u8]) {
-        let now = Instant::now();
-        for _ in 0..BATCH {
-            match kernel_drops::try_recv_from(&self.socket, datagram) {
-                Ok((len, from, dropped)) => {
-                    if let Some(dropped) = dropped {
-                        self.count_kernel_drops(dropped, now);
+    /// Reads what waits in the socket, a batch at a time, up to
+    /// `MAX_PER_TURN` datagrams: true if it stopped there with more waiting.
+    fn drain(&mut self, batch: &mut BatchReceiver) -> bool {
+        let turn = Turn::start();
+        self.metrics.media_wakeups.inc();
+        let mut read = 0;
+        let more = loop {
+            match batch.receive(&self.socket) {
+                Ok(count) => {
+                    let now = Instant::now();
+                    for (datagram, from, dropped) in batch.datagrams() {
+                        if let Some(dropped) = dropped {
+                            self.count_kernel_drops(dropped, now);
+                        }
+                        self.handle_datagram(datagram, from, now);
                     }
-                    self.handle_datagram(&datagram[..len], from, now)
+                    read += count;
+                    if read >= MAX_PER_TURN {
+                        break true;
+                    }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(error) => {
                     // e.g. ICMP port unreachable surfacing on Linux; not fatal.
                     debug!(%error, "media socket receive error");
-                    return;
+                    break false;
                 }
             }
-        }
+        };
+        self.note_turn(turn);
+        more
+    }
+
+    /// Keeps the longest turn the task took without a break: the CPU time
+    /// it worked, and the wall time it took (which also counts the while
+    /// the system ran something else).
+    fn note_turn(&self, turn: Turn) {
+        let (worked, took) = turn.end();
+        raise_to(&self.metrics.media_longest_turn_us, worked.as_micros() as u64);
+        raise_to(&self.metrics.media_longest_turn_wall_us, took.as_micros() as u64);
     }
 
     /// The kernel's running count of drops: what is new since last told.
@@ -360,7 +441,7 @@ impl MediaReceiver {
             assert!(*left > 0, "injected fault (CALLREC_TEST_FAULT): the media task fails");
         }
         let from = canonical(from);
-        let Some(&(recording, index)) = self.routes.get(&from) else {
+        let Some(&(slot, index)) = self.routes.get(&from) else {
             self.metrics.rtp_unknown_source.inc();
             if self.unknown_source_warning.ready(now) {
                 warn!(%from, "dropping datagrams from an address no recording listens to");
@@ -386,16 +467,18 @@ impl MediaReceiver {
             self.metrics.rtp_empty.inc();
             return;
         }
-        let Some(capture) = self.captures.get_mut(&recording) else {
+        let Some(Some(capture)) = self.captures.get_mut(slot) else {
             return;
         };
-        let Capture { streams, origin, mask, .. } = capture;
+        let Capture { recording, streams, origin, mask, .. } = capture;
+        let recording = *recording;
         let Some(stream) = streams.get_mut(index) else { return };
         stream.last_arrival = Some(now);
         let origin = match origin {
             Some(origin) => *origin,
             None if streams.iter().all(|stream| stream.last_arrival.is_some()) => {
                 let _ = self.events.send(MediaEvent::CaptureStarted { recording, at: now });
+                self.awaiting_start -= 1;
                 // The other streams begin with what they sent last.
                 for stream in streams.iter_mut() {
                     if let Some(early) = stream.early.take() {
@@ -437,18 +520,23 @@ impl MediaReceiver {
     }
 
     fn report_memory(&self) {
-        let held = self.captures.values().flat_map(|capture| &capture.streams).map(|stream| stream.buffer.held_bytes());
+        let held = self
+            .captures
+            .iter()
+            .flatten()
+            .flat_map(|capture| &capture.streams)
+            .map(|stream| stream.buffer.held_bytes());
         self.memory.set_capturing(held.sum());
     }
 
     fn check_for_silence(&mut self, now: Instant) {
-        for (recording, capture) in &mut self.captures {
+        for capture in self.captures.iter_mut().flatten() {
             if capture.stalled {
                 continue;
             }
             if let Some(last_audio_at) = capture.stalled_since(now) {
                 capture.stalled = true;
-                let _ = self.events.send(MediaEvent::NoMedia { recording: *recording, last_audio_at });
+                let _ = self.events.send(MediaEvent::NoMedia { recording: capture.recording, last_audio_at });
             }
         }
     }
@@ -456,42 +544,113 @@ impl MediaReceiver {
     fn handle_command(&mut self, command: MediaCommand) {
         match command {
             MediaCommand::Listen { recording, stream, streams, source } => {
-                let max_samples = self.max_samples;
-                let capture = self.captures.entry(recording).or_insert_with(|| Capture::new(streams, max_samples));
-                if stream < capture.streams.len() {
+                let slot = self.slot_of(recording, streams);
+                let listens = self.captures[slot].as_ref().is_some_and(|capture| stream < capture.streams.len());
+                if listens {
                     // A source port reused by a newer recording belongs to it.
-                    self.routes.insert(canonical(source), (recording, stream));
+                    self.routes.insert(canonical(source), (slot, stream));
                 }
             }
             MediaCommand::Pause { recording, at } => {
-                if let Some(capture) = self.captures.get_mut(&recording) {
+                if let Some(capture) = self.capture_mut(recording) {
                     capture.pause(at);
                 }
             }
             MediaCommand::Resume { recording, at } => {
-                if let Some(capture) = self.captures.get_mut(&recording) {
+                if let Some(capture) = self.capture_mut(recording) {
                     capture.resume(at);
                 }
             }
             MediaCommand::LastAudio { recording, reply } => {
                 let last = self
-                    .captures
-                    .get(&recording)
+                    .capture_mut(recording)
                     .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
                 let _ = reply.send(last);
             }
             MediaCommand::Take { recording, total_samples, reply } => {
-                self.routes.retain(|_, (routed, _)| *routed != recording);
-                let audio = self.captures.remove(&recording).map(|capture| {
-                    let tracks: Vec<CapturedAudio> =
-                        capture.streams.into_iter().map(|stream| stream.buffer.finish(total_samples)).collect();
-                    self.metrics.rtp_resyncs.add(tracks.iter().map(|track| track.stats.resyncs).sum());
-                    let total = tracks.first().map_or(0, |track| track.ulaw.len() as u64);
-                    CapturedRecording { tracks, masked: capture.mask.ranges(total) }
+                let taken = self.remove(recording).map(|capture| {
+                    let resyncs = capture.streams.iter().map(|stream| stream.buffer.stats().resyncs).sum();
+                    self.metrics.rtp_resyncs.add(resyncs);
+                    let streams = capture.streams.into_iter().map(|stream| stream.buffer).collect();
+                    TakenCapture { streams, mask: capture.mask, total_samples }
                 });
-                let _ = reply.send(audio);
+                let _ = reply.send(taken);
             }
         }
+    }
+
+    /// The slot of the recording's capture, made with `streams` streams if
+    /// it has none yet.
+    fn slot_of(&mut self, recording: RecordingId, streams: usize) -> usize {
+        if let Some(&slot) = self.slots.get(&recording) {
+            return slot;
+        }
+        let capture = Some(Capture::new(recording, streams, self.max_samples));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.captures[slot] = capture;
+                slot
+            }
+            None => {
+                self.captures.push(capture);
+                self.captures.len() - 1
+            }
+        };
+        self.slots.insert(recording, slot);
+        self.awaiting_start += 1;
+        slot
+    }
+
+    fn capture_mut(&mut self, recording: RecordingId) -> Option<&mut Capture> {
+        let slot = *self.slots.get(&recording)?;
+        self.captures.get_mut(slot)?.as_mut()
+    }
+
+    /// Takes the recording's capture out, with its routes, freeing its slot.
+    fn remove(&mut self, recording: RecordingId) -> Option<Capture> {
+        let slot = self.slots.remove(&recording)?;
+        self.routes.retain(|_, (routed, _)| *routed != slot);
+        let capture = self.captures.get_mut(slot)?.take()?;
+        self.free_slots.push(slot);
+        if capture.origin.is_none() {
+            self.awaiting_start -= 1;
+        }
+        Some(capture)
+    }
+}
+
+/// The start of one turn of the media task, to time it.
+struct Turn {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Turn {
+    fn start() -> Self {
+        Turn { wall: Instant::now(), cpu: thread_cpu_time() }
+    }
+
+    /// The CPU time the turn took, and its wall time.
+    fn end(self) -> (Duration, Duration) {
+        (thread_cpu_time().saturating_sub(self.cpu), self.wall.elapsed())
+    }
+}
+
+/// CPU time the calling thread has used (a turn runs on one thread).
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid clock id and a live timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Raises a high-water mark kept in a counter (only the media task writes it).
+fn raise_to(mark: &crate::metrics::Counter, value: u64) {
+    let before = mark.get();
+    if value > before {
+        mark.add(value - before);
     }
 }
 
@@ -551,6 +710,7 @@ mod tests {
         media: MediaHandle,
         receiver: MediaReceiver,
         metrics: Arc<Metrics>,
+        memory: Arc<AudioMemory>,
         events: mpsc::UnboundedReceiver<MediaEvent>,
     }
 
@@ -559,14 +719,9 @@ mod tests {
     fn harness(addr: &str) -> io::Result<Harness> {
         let metrics = Arc::new(Metrics::default());
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (media, receiver) = bind(
-            addr.parse().unwrap(),
-            8000 * 3600,
-            metrics.clone(),
-            crate::memory::AudioMemory::new(u64::MAX),
-            events_tx,
-        )?;
-        Ok(Harness { media, receiver, metrics, events })
+        let memory = AudioMemory::new(u64::MAX);
+        let (media, receiver) = bind(addr.parse().unwrap(), 8000 * 3600, metrics.clone(), memory.clone(), events_tx)?;
+        Ok(Harness { media, receiver, metrics, memory, events })
     }
 
     impl Harness {
@@ -586,7 +741,7 @@ mod tests {
         fn take(&mut self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
             let (reply, mut answer) = oneshot::channel();
             self.receiver.handle_command(MediaCommand::Take { recording, total_samples, reply });
-            answer.try_recv().unwrap()
+            answer.try_recv().unwrap().map(TakenCapture::finish)
         }
     }
 
@@ -663,7 +818,7 @@ mod tests {
     /// `127.0.0.1` address Asterisk reports.
     #[tokio::test]
     async fn ipv4_rtp_reaches_a_recording_through_a_dual_stack_socket() {
-        let Harness { media, receiver, metrics, mut events } =
+        let Harness { media, receiver, metrics, mut events, .. } =
             harness("[::]:0").expect("a dual-stack socket on [::] (this test needs IPv6 enabled)");
         tokio::spawn(receiver.run());
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -788,6 +943,69 @@ mod tests {
         let audio = media.take(recording, 50 * u64::from(FRAME)).unwrap();
         assert_eq!(audio.masked, [6240..8000]);
         assert!(audio.tracks[0].ulaw[6240..].iter().all(|&b| b == ulaw::SILENCE));
+    }
+
+    /// While a recording awaits its first packet the socket is read as
+    /// packets come (no drain period added to the start); once none awaits,
+    /// only the timer drains it.
+    #[tokio::test]
+    async fn the_socket_is_read_as_packets_come_only_while_a_start_is_awaited() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (started, never) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(started, "192.0.2.10:4000");
+        media.listen_stream(never, 0, 2, "192.0.2.10:4002");
+        media.listen_stream(never, 1, 2, "192.0.2.10:4004");
+        assert_eq!(media.receiver.awaiting_start, 2, "one per recording, not per stream");
+        let now = Instant::now();
+        media.receive(&frame(0), "192.0.2.10:4000", now);
+        media.receive(&frame(1), "192.0.2.10:4000", now);
+        media.receive(&frame(0), "192.0.2.10:4002", now);
+        assert_eq!(media.receiver.awaiting_start, 1, "the stereo one still awaits its second stream");
+        media.take(never, 0);
+        assert_eq!(media.receiver.awaiting_start, 0);
+        media.take(started, 320);
+        assert_eq!(media.receiver.awaiting_start, 0);
+    }
+
+    #[tokio::test]
+    async fn the_memory_reported_is_whole_seconds_of_every_stream_and_freed_on_take() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (mono, stereo) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(mono, "192.0.2.10:4000");
+        media.listen_stream(stereo, 0, 2, "192.0.2.10:4002");
+        media.listen_stream(stereo, 1, 2, "192.0.2.10:4004");
+        let t0 = Instant::now();
+        // 1.2 s on the mono recording (two blocks), 0.4 s on each stereo stream (one each).
+        for n in 0..60u32 {
+            let at = t0 + Duration::from_millis(20 * u64::from(n));
+            media.receive(&frame(n), "192.0.2.10:4000", at);
+            if n < 20 {
+                media.receive(&frame(n), "192.0.2.10:4002", at);
+                media.receive(&frame(n), "192.0.2.10:4004", at);
+            }
+        }
+        media.receiver.report_memory();
+        assert_eq!(media.memory.held(), 4 * u64::from(SAMPLE_RATE));
+        media.take(mono, 60 * u64::from(FRAME)).unwrap();
+        media.receiver.report_memory();
+        assert_eq!(media.memory.held(), 2 * u64::from(SAMPLE_RATE));
+    }
+
+    #[tokio::test]
+    async fn a_reused_slot_takes_none_of_its_last_recordings_packets() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        media.listen(first, "192.0.2.10:4000");
+        let now = Instant::now();
+        media.receive(&frame(0), "192.0.2.10:4000", now);
+        media.take(first, 160).unwrap();
+        media.listen(second, "192.0.2.10:5000");
+        assert_eq!(media.receiver.captures.len(), 1, "the slot is reused");
+        media.receive(&frame(1), "192.0.2.10:4000", now);
+        assert_eq!(media.metrics.rtp_unknown_source.get(), 1, "the old source is no longer routed");
+        media.receive(&frame(2), "192.0.2.10:5000", now);
+        let audio = media.take(second, 160).unwrap();
+        assert_eq!(audio.tracks[0].ulaw, [2; FRAME as usize]);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use thiserror::Error;
 /// RTP payload type 0: PCMU (μ-law, 8000 Hz), the only one callrec records.
 pub const PAYLOAD_TYPE_PCMU: u8 = 0;
 
-const FIXED_HEADER_LEN: usize = 12;
+pub const FIXED_HEADER_LEN: usize = 12;
 
 /// One parsed RTP packet; `payload` borrows from the received datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,6 +48,8 @@ const EXPORTS: &[(&str, Export)] = &[
     ("rtp_before_start", Export::Labelled(RTP_DROPPED, "cause", "before_start")),
     ("audio_captured_milliseconds", Export::Covered),
     ("audio_missing_milliseconds", Export::Covered),
+    ("media_longest_turn_us", Export::Covered),
+    ("media_longest_turn_wall_us", Export::Covered),
 ];
 
 fn export_of(counter: &str) -> Option<&'static Export> {
@@ -175,6 +177,22 @@ impl Collector for Counters {
         for (name, help, milliseconds) in seconds {
             let metric = encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
             ConstCounter::new(milliseconds.get() as f64 / 1000.0).encode(metric)?;
+        }
+        let longest_turns = [
+            (
+                "media_longest_turn_cpu",
+                "The longest the media task worked without a break, in CPU time (a drain or a command)",
+                &metrics.media_longest_turn_us,
+            ),
+            (
+                "media_longest_turn_wall",
+                "The same longest turn in wall time (also counts other work the system ran meanwhile)",
+                &metrics.media_longest_turn_wall_us,
+            ),
+        ];
+        for (name, help, microseconds) in longest_turns {
+            let metric = encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Gauge)?;
+            ConstGauge::new(microseconds.get() as f64 / 1_000_000.0).encode(metric)?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Recording buffer (one per media stream): where captured audio lives until delivery. Media capture
-//! hands it each RTP payload; it places the bytes by RTP timestamp into one
-//! growing μ-law buffer, fills gaps with silence, lets late packets fill their
+//! hands it each RTP payload; it places the bytes by RTP timestamp into a
+//! growing μ-law buffer (in one-second blocks, see `chunks`), fills gaps with silence, lets late packets fill their
 //! gap, drops duplicates and stale copies, survives timestamp wrap, and at the
 //! end is cut or padded to the wall-clock length of the recording.
 //!
@@ -9,8 +9,9 @@
 
 use std::ops::Range;
 
+use super::chunks::Chunks;
 use super::Mask;
-use crate::ulaw::{SAMPLE_RATE, SILENCE};
+use crate::ulaw::SAMPLE_RATE;
 
 /// A packet newer than all before it may claim to be at most this far ahead
 /// of where the wall clock puts it; further is a jump (a new SSRC, a bogus
@@ -137,7 +138,7 @@ impl RtpClock {
 /// The in-memory μ-law audio of one media stream of a recording.
 #[derive(Debug)]
 pub struct StreamBuffer {
-    audio: Vec<u8>,
+    audio: Chunks,
     clock: Option<RtpClock>,
     /// Sample ranges filled with silence that a late packet may still fill,
     /// in order; only those near the end of the buffer.
@@ -157,11 +158,11 @@ pub struct StreamBuffer {
 }
 
 impl StreamBuffer {
-    /// A buffer that holds at most `max_samples`, with room for
-    /// `expected_samples` reserved up front.
-    pub fn new(max_samples: u64, expected_samples: u64) -> Self {
+    /// A buffer that holds at most `max_samples`; it takes memory a second
+    /// at a time as audio comes.
+    pub fn new(max_samples: u64) -> Self {
         StreamBuffer {
-            audio: Vec::with_capacity(expected_samples.min(max_samples) as usize),
+            audio: Chunks::new(),
             clock: None,
             gaps: Vec::new(),
             settled_missing: 0,
@@ -172,14 +173,14 @@ impl StreamBuffer {
         }
     }
 
-    /// Samples held so far.
-    /// The memory its audio takes (what is reserved, not only filled).
+    /// The memory its audio takes (whole blocks, not only what is filled).
     pub fn held_bytes(&self) -> u64 {
-        self.audio.capacity() as u64
+        self.audio.held_bytes()
     }
 
+    /// Samples held so far.
     pub fn len(&self) -> u64 {
-        self.audio.len() as u64
+        self.audio.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -291,7 +292,7 @@ impl StreamBuffer {
         if position >= held {
             if position > held {
                 self.gaps.push(held..position);
-                self.audio.resize(position as usize, SILENCE);
+                self.audio.grow_to(position);
             }
             self.append(position, payload, mask);
             self.settle_old_gaps();
@@ -310,7 +311,7 @@ impl StreamBuffer {
                 continue;
             }
             let source = &payload[(from - position) as usize..(to - position) as usize];
-            mask.copy(&mut self.audio[from as usize..to as usize], source, from);
+            self.audio.write(from, source, |target, source, at| mask.copy(target, source, at));
             filled = true;
             // Keep what is left of the gap on either side.
             match (gap.start < from, to < gap.end) {
@@ -345,17 +346,14 @@ impl StreamBuffer {
 
     /// Adds `payload` at the end, which is sample `position`.
     fn append(&mut self, position: u64, payload: &[u8], mask: &Mask) {
-        let at = position as usize;
-        self.audio.resize(at + payload.len(), SILENCE);
-        mask.copy(&mut self.audio[at..], payload, position);
+        self.audio.grow_to(position + payload.len() as u64);
+        self.audio.write(position, payload, |target, source, at| mask.copy(target, source, at));
     }
 
     /// Silences everything held from sample `from` on: a pause that reached
     /// the media task after audio it covers had already arrived.
     pub fn blank_from(&mut self, from: u64) {
-        if let Some(held) = self.audio.get_mut(from as usize..) {
-            held.fill(SILENCE);
-        }
+        self.audio.silence_from(from);
     }
 
     /// Counts and forgets the gaps no late packet can reach any more.
@@ -381,7 +379,6 @@ impl StreamBuffer {
         if held < total_samples {
             self.gaps.push(held..total_samples);
         }
-        self.audio.resize(total_samples as usize, SILENCE);
         let open: u64 = self.gaps.iter().map(|gap| gap.end.min(total_samples).saturating_sub(gap.start)).sum();
         // Settled gaps are cut off with the audio past the end too.
         let cut_off: u64 = self.settled.iter().map(|gap| gap.end - total_samples.clamp(gap.start, gap.end)).sum();
@@ -393,13 +390,14 @@ impl StreamBuffer {
             .map(|gap| gap.start..gap.end.min(total_samples))
             .filter(|gap| !gap.is_empty())
             .collect();
-        CapturedAudio { ulaw: self.audio, missing_samples, missing, stats: self.stats }
+        CapturedAudio { ulaw: self.audio.into_vec(total_samples), missing_samples, missing, stats: self.stats }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ulaw::SILENCE;
 
     const FRAME: usize = 160;
     const SSRC: u32 = 0x1234;
@@ -410,7 +408,7 @@ mod tests {
     }
 
     fn buffer() -> StreamBuffer {
-        StreamBuffer::new(10 * 60 * 8000, 8000)
+        StreamBuffer::new(10 * 60 * 8000)
     }
 
     /// Places frame `n` of a stream whose first timestamp is `base`, arriving
@@ -595,7 +593,7 @@ mod tests {
 
     #[test]
     fn the_length_limit_holds() {
-        let mut buffer = StreamBuffer::new(2 * FRAME as u64 + 10, 0);
+        let mut buffer = StreamBuffer::new(2 * FRAME as u64 + 10);
         place(&mut buffer, 0, 0);
         place(&mut buffer, 0, 1);
         assert_eq!(place(&mut buffer, 0, 2), Placement::Appended);
@@ -726,7 +724,7 @@ mod tests {
 
     #[test]
     fn an_empty_packet_at_the_length_limit_is_not_an_overflow() {
-        let mut buffer = StreamBuffer::new(FRAME as u64, 0);
+        let mut buffer = StreamBuffer::new(FRAME as u64);
         place(&mut buffer, 0, 0);
         assert_eq!(buffer.place(SSRC, 1, FRAME as u32, &[], FRAME as u64), Placement::Empty);
         assert_eq!(buffer.stats().overflow, 0);
@@ -736,7 +734,7 @@ mod tests {
 
     #[test]
     fn open_gaps_stay_few_in_a_long_lossy_stream() {
-        let mut buffer = StreamBuffer::new(u64::MAX, 0);
+        let mut buffer = StreamBuffer::new(u64::MAX);
         let frames = 3 * 60 * 50; // three minutes, every tenth packet lost
         for n in (0..frames).filter(|n| n % 10 != 5) {
             let offset = n * FRAME as u32;
@@ -790,6 +788,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::ulaw::SILENCE;
 
     /// Deliveries carry their index as their bytes: at most this many, so
     /// that none is `SILENCE`.
@@ -971,7 +970,7 @@ mod properties {
     /// Places every delivery, checking each placement, then finishes the
     /// stream at `held + slack` samples (at least 0) and checks the track.
     fn place_all(deliveries: &[Delivery], max_samples: u64, mask: &Mask, slack: i64) -> Result<(), TestCaseError> {
-        let mut buffer = StreamBuffer::new(max_samples, 8000);
+        let mut buffer = StreamBuffer::new(max_samples);
         let mut expected = StreamStats::default();
         let mut before = Vec::new();
         let mut silence = Vec::new();
@@ -980,10 +979,10 @@ mod properties {
             prop_assert_ne!(tag, SILENCE);
             let payload = vec![tag; delivery.len];
             before.clear();
-            before.extend_from_slice(&buffer.audio);
+            before.extend_from_slice(&buffer.audio.to_vec());
             let Delivery { ssrc, sequence, timestamp, arrival, .. } = *delivery;
             let placement = buffer.place_masked(ssrc, sequence, timestamp, &payload, arrival, mask);
-            let after = &buffer.audio;
+            let after = &buffer.audio.to_vec();
             let step = Step(index, delivery, placement);
 
             prop_assert!(after.len() >= before.len(), "{step}: the buffer shrank");
