@@ -181,6 +181,9 @@ metrics! {
     /// The same turn's longest wall time, in microseconds: also counts the
     /// time the system ran other work meanwhile. Only ever rises.
     media_longest_turn_wall_us,
+    /// RTP packets from a recording's sources that arrived after it was
+    /// taken (Asterisk still tearing its stream down); dropped.
+    rtp_after_end,
 }
 
 /// Label of `Live::recordings_ended`.

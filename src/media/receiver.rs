@@ -55,6 +55,10 @@ const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 /// A recording whose RTP stopped for this long while its call lives has
 /// lost its capture (its externalMedia channel or bridge was removed, say).
 pub const NO_MEDIA_AFTER: Duration = Duration::from_secs(2);
+/// How long a taken recording's sources may still send: Asterisk hangs its
+/// externalMedia channels up after the recording ends, and what they sent
+/// meanwhile still arrives. Dropped and counted, not warned about.
+const AFTER_END: Duration = Duration::from_secs(2);
 /// How often running recordings are checked for that.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
 /// A pause masks from this long before the marker reached callrec (20 ms):
@@ -174,6 +178,8 @@ pub struct MediaReceiver {
     /// Source address -> the slot of its recording's capture, and the
     /// stream's index: the one lookup a packet takes.
     routes: HashMap<SocketAddr, (usize, usize)>,
+    /// Sources of recordings taken in the last `AFTER_END`, with when.
+    ended_sources: HashMap<SocketAddr, Instant>,
     /// Captures by slot; a taken one's slot is reused.
     captures: Vec<Option<Capture>>,
     /// Recording -> its capture's slot, for commands.
@@ -319,6 +325,7 @@ pub fn bind(
         commands: command_rx,
         events,
         routes: HashMap::new(),
+        ended_sources: HashMap::new(),
         captures: Vec::new(),
         slots: HashMap::new(),
         free_slots: Vec::new(),
@@ -442,6 +449,12 @@ impl MediaReceiver {
         }
         let from = canonical(from);
         let Some(&(slot, index)) = self.routes.get(&from) else {
+            let just_ended =
+                self.ended_sources.get(&from).is_some_and(|&at| now.saturating_duration_since(at) < AFTER_END);
+            if just_ended {
+                self.metrics.rtp_after_end.inc();
+                return;
+            }
             self.metrics.rtp_unknown_source.inc();
             if self.unknown_source_warning.ready(now) {
                 warn!(%from, "dropping datagrams from an address no recording listens to");
@@ -548,6 +561,7 @@ impl MediaReceiver {
                 let listens = self.captures[slot].as_ref().is_some_and(|capture| stream < capture.streams.len());
                 if listens {
                     // A source port reused by a newer recording belongs to it.
+                    self.ended_sources.remove(&canonical(source));
                     self.routes.insert(canonical(source), (slot, stream));
                 }
             }
@@ -609,7 +623,16 @@ impl MediaReceiver {
     /// Takes the recording's capture out, with its routes, freeing its slot.
     fn remove(&mut self, recording: RecordingId) -> Option<Capture> {
         let slot = self.slots.remove(&recording)?;
-        self.routes.retain(|_, (routed, _)| *routed != slot);
+        let now = Instant::now();
+        self.ended_sources.retain(|_, at| now.saturating_duration_since(*at) < AFTER_END);
+        let ended_sources = &mut self.ended_sources;
+        self.routes.retain(|source, (routed, _)| {
+            let ends = *routed == slot;
+            if ends {
+                ended_sources.insert(*source, now);
+            }
+            !ends
+        });
         let capture = self.captures.get_mut(slot)?.take()?;
         self.free_slots.push(slot);
         if capture.origin.is_none() {
@@ -1002,10 +1025,31 @@ mod tests {
         media.listen(second, "192.0.2.10:5000");
         assert_eq!(media.receiver.captures.len(), 1, "the slot is reused");
         media.receive(&frame(1), "192.0.2.10:4000", now);
-        assert_eq!(media.metrics.rtp_unknown_source.get(), 1, "the old source is no longer routed");
+        assert_eq!(media.metrics.rtp_after_end.get(), 1, "the old source is no longer routed");
         media.receive(&frame(2), "192.0.2.10:5000", now);
         let audio = media.take(second, 160).unwrap();
         assert_eq!(audio.tracks[0].ulaw, [2; FRAME as usize]);
+    }
+
+    #[tokio::test]
+    async fn a_taken_recordings_stream_is_dropped_quietly_for_a_while_then_is_unknown() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        media.listen(recording, "192.0.2.10:4000");
+        media.receive(&frame(0), "192.0.2.10:4000", Instant::now());
+        media.take(recording, 160).unwrap();
+        // What Asterisk sent while tearing the stream down.
+        let taken = Instant::now();
+        media.receive(&frame(1), "192.0.2.10:4000", taken + Duration::from_millis(300));
+        assert_eq!((media.metrics.rtp_after_end.get(), media.metrics.rtp_unknown_source.get()), (1, 0));
+        // A stream still going long after is something else: told about.
+        media.receive(&frame(2), "192.0.2.10:4000", taken + AFTER_END + Duration::from_millis(100));
+        assert_eq!((media.metrics.rtp_after_end.get(), media.metrics.rtp_unknown_source.get()), (1, 1));
+        // A new recording on the same source takes it back.
+        let next = Uuid::new_v4();
+        media.listen(next, "192.0.2.10:4000");
+        media.receive(&frame(3), "192.0.2.10:4000", taken + Duration::from_millis(400));
+        assert_eq!(media.take(next, 160).unwrap().tracks[0].ulaw, [3; FRAME as usize]);
     }
 
     #[tokio::test]

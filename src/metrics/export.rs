@@ -46,6 +46,7 @@ const EXPORTS: &[(&str, Export)] = &[
     ("rtp_stale", Export::Labelled(RTP_DROPPED, "cause", "stale")),
     ("rtp_over_limit", Export::Labelled(RTP_DROPPED, "cause", "over_limit")),
     ("rtp_before_start", Export::Labelled(RTP_DROPPED, "cause", "before_start")),
+    ("rtp_after_end", Export::Labelled(RTP_DROPPED, "cause", "after_end")),
     ("audio_captured_milliseconds", Export::Covered),
     ("audio_missing_milliseconds", Export::Covered),
     ("media_longest_turn_us", Export::Covered),
