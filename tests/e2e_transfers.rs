@@ -239,6 +239,24 @@ async fn an_attended_transfer_is_recorded_whole_with_both_agents() {
     transfer_by_the_switchboard("attended", first, "Atxfer", "8002").await;
 }
 
+/// Checks the one recording of a call to `scenario` in which the caller was
+/// put through to the first agent (700 Hz) from the IVR: the agent follows the
+/// IVR in `parties`, all the caller heard of it is recorded, the caller all
+/// along, and nothing is left on Asterisk.
+async fn assert_recorded_whole_with_the_agent(webhook: &Webhook, scenario: &str, heard_by_caller: &[HeardPacket]) {
+    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
+    let (meta, tracks) = assert_delivered(&deliveries[0], scenario, "hangup", "wav", 2);
+    let parties = parties(&meta);
+    println!("parties {parties:?}");
+    assert_eq!(parties[0].3, "ivr", "the caller waits in the IVR first: {parties:?}");
+    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the agent in the timeline");
+    assert_eq!(agent.3, AGENT_NAME, "{parties:?}");
+    assert_heard_is_recorded(&meta, &tracks[1], heard_by_caller, 700.0, "the agent");
+    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
+    assert_nothing_left().await;
+}
+
 /// A caller put through to the agent by a queue: `Queue()` rings its members
 /// itself, not with `Dial()`. The agent is in the timeline after the IVR, and
 /// all the caller heard of it is recorded.
@@ -255,17 +273,7 @@ async fn a_call_put_through_by_a_queue_is_recorded_with_its_agent() {
     caller.place().finish().await;
     let heard_by_caller = capture.stop().await;
     agent.finish().await;
-    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
-    let (meta, tracks) = assert_delivered(&deliveries[0], "queued", "hangup", "wav", 2);
-    let parties = parties(&meta);
-    println!("parties {parties:?}");
-    assert_eq!(parties[0].3, "ivr", "the caller waits in the IVR first: {parties:?}");
-    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the agent in the timeline");
-    assert_eq!(agent.3, AGENT_NAME, "{parties:?}");
-    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the agent");
-    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
-    assert_nothing_left().await;
+    assert_recorded_whole_with_the_agent(&webhook, "queued", &heard_by_caller).await;
     callrec.stop().await;
 }
 
@@ -302,17 +310,7 @@ async fn a_caller_swapped_by_a_masquerade_is_recorded_to_the_end() {
     call.finish().await;
     let heard_by_caller = capture.stop().await;
     agent.finish().await;
-    let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(deliveries.len(), 1, "one recording for the whole call");
-    let (meta, tracks) = assert_delivered(&deliveries[0], "yanked", "hangup", "wav", 2);
-    let parties = parties(&meta);
-    println!("parties {parties:?}");
-    assert_eq!(parties[0].3, "ivr", "the caller waits in the IVR first: {parties:?}");
-    let agent = parties.iter().find(|p| p.2 == AGENT_NUMBER).expect("the agent in the timeline");
-    assert_eq!(agent.3, AGENT_NAME, "{parties:?}");
-    assert_heard_is_recorded(&meta, &tracks[1], &heard_by_caller, 700.0, "the agent");
-    assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
-    assert_nothing_left().await;
+    assert_recorded_whole_with_the_agent(&webhook, "yanked", &heard_by_caller).await;
     callrec.stop().await;
 }
 
