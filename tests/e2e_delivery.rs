@@ -107,8 +107,10 @@ async fn a_start_marker_picks_its_target_by_name_and_an_unknown_one_goes_to_the_
 async fn a_start_past_the_memory_bound_is_refused_and_the_call_goes_on() {
     let _lab = lab::take().await;
     let webhook = Webhook::start().await;
-    // Room for one mono recording (a new one reserves a minute: 480 000 bytes).
-    let extra = vec!["--max-memory", "600KiB"];
+    // Room for one mono recording to start (a start must find room for a
+    // minute: 480 000 bytes), none for a second once the first holds its
+    // first second of audio (a block of 8 000 bytes).
+    let extra = vec!["--max-memory", "484KB"];
     let mut callrec = Callrec::start(Options { webhook_url: Some(&webhook.url), extra, ..Default::default() }).await;
 
     let first = Caller::new("entire", &lab::tag("entire")).hang_up_after(Duration::from_millis(5000)).place();
@@ -117,7 +119,7 @@ async fn a_start_past_the_memory_bound_is_refused_and_the_call_goes_on() {
     let tag = lab::tag("partial");
     Caller::new("partial", &tag).place().finish().await;
     let held = lab::mark(&tag, "start").await - lab::mark(&tag, "before").await;
-    println!("injected: a second start with 600 KiB for audio; the call was held {held} ms and went on");
+    println!("injected: a second start with 484 KB for audio; the call was held {held} ms and went on");
     assert!(held < 500, "refused at once: held {held} ms");
     first.finish().await;
     let deliveries = webhook.wait_for(1, Duration::from_secs(10)).await;
