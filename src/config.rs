@@ -308,7 +308,22 @@ fn delivery_timeout(given: Option<Duration>, legacy_env: Option<OsString>) -> Re
 
 /// The first line of a secret's file, trimmed; never the file's content in
 /// an error.
-pub(crate) fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
+/// The webhook secret given by `--webhook-secret`, or else read from
+/// `--webhook-secret-file` (`run` signs with it, `receive` checks with it);
+/// an empty one is refused.
+pub(crate) fn webhook_secret(given: Option<Secret>, file: Option<&Path>) -> Result<Option<Secret>, ConfigError> {
+    let secret = match (given, file) {
+        (Some(secret), _) => Some(secret),
+        (None, Some(path)) => Some(read_secret_file("--webhook-secret-file", path)?),
+        (None, None) => None,
+    };
+    if secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
+        return Err(ConfigError("--webhook-secret is empty".into()));
+    }
+    Ok(secret)
+}
+
+fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Secret::new(text.lines().next().unwrap_or_default().trim().to_string())),
         Err(error) => Err(ConfigError(format!("{flag} {}: {error}", path.display()))),
@@ -472,10 +487,7 @@ impl TryFrom<RunArgs> for Config {
         };
         let api_token = match (&args.api_token, &args.api_token_file) {
             (Some(token), _) => Some(token.clone()),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(text) => Some(text.lines().next().unwrap_or_default().trim().to_string()),
-                Err(error) => return bad(format!("--api-token-file {}: {error}", path.display())),
-            },
+            (None, Some(path)) => Some(read_secret_file("--api-token-file", path)?.expose().to_string()),
             (None, None) => None,
         };
         if api_token.as_ref().is_some_and(|token| token.is_empty()) {
@@ -490,14 +502,7 @@ impl TryFrom<RunArgs> for Config {
             }
         }
         let delivery_timeout = delivery_timeout(args.delivery_timeout, std::env::var_os(LEGACY_DELIVERY_TIMEOUT_ENV))?;
-        let webhook_secret = match (args.webhook_secret, &args.webhook_secret_file) {
-            (Some(secret), _) => Some(secret),
-            (None, Some(path)) => Some(read_secret_file("--webhook-secret-file", path)?),
-            (None, None) => None,
-        };
-        if webhook_secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
-            return bad("--webhook-secret is empty".into());
-        }
+        let webhook_secret = webhook_secret(args.webhook_secret, args.webhook_secret_file.as_deref())?;
         if let Some(url) = &args.post_call_url {
             if !matches!(url.scheme(), "http" | "https") {
                 return bad(format!("--post-call-url must be an http:// or https:// URL, not {}://", url.scheme()));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{parse_secret, parse_size, read_secret_file, ConfigError, Secret};
+use crate::config::{parse_secret, parse_size, webhook_secret, ConfigError, Secret};
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -56,14 +56,7 @@ impl TryFrom<ReceiveArgs> for ReceiveConfig {
     type Error = ConfigError;
 
     fn try_from(args: ReceiveArgs) -> Result<Self, ConfigError> {
-        let webhook_secret = match (args.webhook_secret, &args.webhook_secret_file) {
-            (Some(secret), _) => Some(secret),
-            (None, Some(path)) => Some(read_secret_file("--webhook-secret-file", path)?),
-            (None, None) => None,
-        };
-        if webhook_secret.as_ref().is_some_and(|secret| secret.expose().is_empty()) {
-            return Err(ConfigError("--webhook-secret is empty".into()));
-        }
+        let webhook_secret = webhook_secret(args.webhook_secret, args.webhook_secret_file.as_deref())?;
         let max_body = usize::try_from(args.max_body)
             .map_err(|_| ConfigError(format!("--max-body {} is more than this machine can address", args.max_body)))?;
         Ok(ReceiveConfig { listen: args.listen, dir: args.dir, webhook_secret, max_body, log: args.log })
