@@ -198,6 +198,9 @@ async fn a_hangup_missed_while_ari_was_down_still_ends_and_delivers_the_recordin
 
     let call = Caller::new("entire", &tag).hang_up_after(Duration::from_millis(2500)).place();
     callrec.wait_for_log("capture established", Duration::from_secs(10)).await;
+    // The channel has left the start marker: callrec's `continue` went
+    // through before the cut (capture is established just before it is sent).
+    mark(&tag, "start").await;
     proxy.stop_listening();
     proxy.cut();
     call.finish().await; // the hangup happens while callrec cannot hear it
