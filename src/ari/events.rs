@@ -1,5 +1,6 @@
 //! The ARI events callrec acts on, read from the event WebSocket. Anything
-//! else Asterisk sends parses as `Event::Other` and is left alone.
+//! else Asterisk sends parses as `Event::Other` and is left alone (and
+//! callrec asks Asterisk not to send most of it: `HANDLED`).
 
 use serde::Deserialize;
 
@@ -92,8 +93,8 @@ pub enum Event {
         #[serde(default)]
         dialplan_app: String,
     },
-    /// A variable of a followed channel was set. callrec reads `BRIDGEPEER`:
-    /// the channel (or channels) it is bridged with.
+    /// `BRIDGEPEER` of a followed channel was set: the channel (or
+    /// channels) it is bridged with. (Other variables read as `Other`.)
     ChannelVarset {
         #[serde(default)]
         channel: Option<Box<Channel>>,
@@ -121,8 +122,46 @@ pub struct EventError {
     pub source: serde_json::Error,
 }
 
-/// Reads one WebSocket text message.
+/// The event types `Event` reads: what callrec asks Asterisk to send it.
+pub const HANDLED: [&str; 11] = [
+    "StasisStart",
+    "StasisEnd",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    "ChannelConnectedLine",
+    "Dial",
+    "BridgeBlindTransfer",
+    "BridgeAttendedTransfer",
+    "ChannelDialplan",
+    "ChannelVarset",
+    "ApplicationReplaced",
+];
+
+/// The one channel variable whose changes callrec reads (`ChannelVarset`).
+pub const BRIDGEPEER: &str = "BRIDGEPEER";
+
+/// What a first pass over an event reads: its type, and the variable a
+/// `ChannelVarset` names.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    variable: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads one WebSocket text message. Events of other types, and changes of
+/// variables other than `BRIDGEPEER`, are `Event::Other` after a first pass
+/// that reads only their type (and variable): most of a call's events end
+/// there.
 pub fn parse(text: &str) -> Result<Event, EventError> {
+    if let Ok(head) = serde_json::from_str::<Head>(text) {
+        let ignored = !HANDLED.contains(&head.kind.as_ref())
+            || head.kind == "ChannelVarset" && head.variable.as_deref() != Some(BRIDGEPEER);
+        if ignored {
+            return Ok(Event::Other);
+        }
+    }
     serde_json::from_str(text).map_err(|source| {
         let kind = serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -175,10 +214,12 @@ mod tests {
     }
 
     #[test]
-    fn a_variable_set_without_a_channel_is_a_global_one() {
-        let text = r#"{"type":"ChannelVarset","variable":"X","value":"1"}"#;
+    fn of_variables_set_only_bridgepeer_is_read() {
+        let text = r#"{"type":"ChannelVarset","variable":"X","value":"1","channel":{"id":"a"}}"#;
+        assert_eq!(parse(text).unwrap(), Event::Other);
+        let text = r#"{"type":"ChannelVarset","variable":"BRIDGEPEER","value":"1"}"#;
         let Event::ChannelVarset { channel, variable, value } = parse(text).unwrap() else { panic!() };
-        assert_eq!((channel, variable.as_str(), value.as_str()), (None, "X", "1"));
+        assert_eq!((channel, variable.as_str(), value.as_str()), (None, "BRIDGEPEER", "1"), "a global one");
         let text = r#"{"type":"ChannelVarset","variable":"BRIDGEPEER","value":"PJSIP/agent-1","channel":{"id":"a"}}"#;
         let Event::ChannelVarset { channel, value, .. } = parse(text).unwrap() else { panic!() };
         assert_eq!((channel.unwrap().id.as_str(), value.as_str()), ("a", "PJSIP/agent-1"));
@@ -209,19 +250,7 @@ mod properties {
     use super::*;
 
     /// Every event type `Event` names.
-    const KNOWN: [&str; 11] = [
-        "StasisStart",
-        "StasisEnd",
-        "ChannelHangupRequest",
-        "ChannelDestroyed",
-        "ChannelConnectedLine",
-        "Dial",
-        "BridgeBlindTransfer",
-        "BridgeAttendedTransfer",
-        "ChannelDialplan",
-        "ChannelVarset",
-        "ApplicationReplaced",
-    ];
+    const KNOWN: [&str; 11] = HANDLED;
 
     /// The fields the events and their channels read: random objects use
     /// them as often as random keys, so that wrong types reach each one.
@@ -375,6 +404,11 @@ mod properties {
                         fields.insert("application".into(), text.into());
                         id = None;
                     }
+                    "ChannelVarset" => {
+                        fields.insert("channel".into(), main);
+                        fields.insert("variable".into(), BRIDGEPEER.into());
+                        fields.insert("value".into(), text.into());
+                    }
                     _ => {
                         fields.insert("channel".into(), main);
                     }
@@ -426,8 +460,8 @@ mod properties {
         }
 
         /// An object of any known type with random fields either parses as
-        /// that type or is refused naming it; of an unknown type, it is
-        /// `Other` whatever its fields.
+        /// that type or is refused naming it; of an unknown type (or a
+        /// change of another variable than BRIDGEPEER), it is `Other`.
         #[test]
         fn random_fields_of_every_type_parse_as_that_type_or_are_refused_naming_it(
             kind in prop_oneof![
@@ -442,8 +476,13 @@ mod properties {
         ) {
             let fields: Map<String, Value> = fields.into_iter().collect();
             let text = render(&Value::from(kind.as_str()), &fields, at);
+            // A variable other than BRIDGEPEER, or none, is not read.
+            let other_variable = kind == "ChannelVarset"
+                && fields.get("variable").is_none_or(|variable| variable.is_string() && variable != BRIDGEPEER);
             match parse(&text) {
-                Ok(Event::Other) => prop_assert!(!KNOWN.contains(&kind.as_str()), "{text}: Other"),
+                Ok(Event::Other) => {
+                    prop_assert!(!KNOWN.contains(&kind.as_str()) || other_variable, "{text}: Other")
+                }
                 Ok(event) => prop_assert_eq!(variant(&event), kind.as_str(), "{}", text),
                 Err(error) => {
                     prop_assert!(KNOWN.contains(&kind.as_str()), "{text}: {error}");

@@ -93,14 +93,28 @@ impl AriClient {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> Result<Response, AriError> {
-        let response = self
+        self.send_json(operation, method, segments, query, None).await
+    }
+
+    /// Like `send`, with a JSON body when one is given.
+    async fn send_json(
+        &self,
+        operation: &'static str,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, AriError> {
+        let mut request = self
             .http
             .request(method, self.url(segments))
             .query(query)
-            .basic_auth(&self.user, Some(self.password.expose()))
-            .send()
-            .await
-            .map_err(|source| AriError::Transport { operation, source: source.without_url() })?;
+            .basic_auth(&self.user, Some(self.password.expose()));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response =
+            request.send().await.map_err(|source| AriError::Transport { operation, source: source.without_url() })?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -210,6 +224,14 @@ impl AriClient {
     /// Destroys a bridge; one that is already gone is fine.
     pub async fn destroy_bridge(&self, bridge_id: &str) -> Result<(), AriError> {
         self.send_gone_ok("destroy bridge", Method::DELETE, &["bridges", bridge_id]).await
+    }
+
+    /// Asks Asterisk to send the application only events of these types.
+    pub async fn allow_only_events(&self, types: &[&str]) -> Result<(), AriError> {
+        let allowed: Vec<serde_json::Value> = types.iter().map(|kind| serde_json::json!({ "type": kind })).collect();
+        let body = serde_json::json!({ "allowed": allowed, "disallowed": [] });
+        let path = ["applications", self.app.as_str(), "eventFilter"];
+        self.send_json("set the event filter", Method::PUT, &path, &[], Some(&body)).await.map(drop)
     }
 
     /// Follows a channel's events after it leaves Stasis.

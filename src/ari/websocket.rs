@@ -90,6 +90,7 @@ impl EventStream {
                         info!(url = %self.url, "ARI event WebSocket connected");
                     }
                     ever_connected = true;
+                    spawn_event_filter(rest.clone());
                     if to_recorder.send(AriMessage::Connected).await.is_err() {
                         return;
                     }
@@ -169,6 +170,20 @@ enum Closed {
     Lost(String),
     /// Another client registered the same application name.
     Replaced,
+}
+
+/// Asks Asterisk for only the event types callrec reads (`events::HANDLED`):
+/// fewer events to encode, send and parse for every call. Asterisk keeps the
+/// filter with the application, so it is set again on every connection.
+fn spawn_event_filter(rest: AriClient) {
+    tokio::spawn(async move {
+        match rest.allow_only_events(&super::events::HANDLED).await {
+            Ok(()) => debug!("ARI event filter set"),
+            Err(error) => {
+                warn!(%error, "cannot set the application's event filter: every event is read, and most ignored")
+            }
+        }
+    });
 }
 
 async fn pump(

@@ -120,7 +120,7 @@ pub fn floor() -> anyhow::Result<()> {
         socket.set_recv_buffer_size(4 << 20)?;
         socket.set_nonblocking(true)?;
         socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        let socket: std::net::UdpSocket = socket.into();
         say(&Ready { port: socket.local_addr()?.port() })?;
         let mut stop = tokio::task::spawn_blocking(read_take);
         let mut batch = BatchReceiver::new();

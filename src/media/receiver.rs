@@ -10,7 +10,9 @@
 //! timestamp, so the latency costs nothing, and one wake-up serves hundreds
 //! of packets. Only while a recording awaits its first packet is the socket
 //! read as packets come, so that its start (which the call waits for) is
-//! seen at once.
+//! seen at once: only then is it registered with tokio's reactor (a clone of
+//! it, dropped again after), since a registered socket wakes the runtime
+//! for every datagram that arrives.
 //!
 //! A recording has one stream per track (stereo: two), each from its own
 //! source, on one timeline: it begins when every stream has sent its first
@@ -23,11 +25,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -316,7 +319,7 @@ pub fn bind(
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    let socket = UdpSocket::from_std(socket.into())?;
+    let socket: UdpSocket = socket.into();
     let local_addr = socket.local_addr()?;
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let handle = MediaHandle { local_addr, commands: command_tx };
@@ -351,10 +354,15 @@ impl MediaReceiver {
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The socket as registered with the reactor, while packets are read
+        // as they come.
+        let mut watched: Option<AsyncFd<UdpSocket>> = None;
         // A turn that stopped at `MAX_PER_TURN` left datagrams waiting.
         let mut backlog = false;
         loop {
-            let read_as_they_come = backlog || self.awaiting_start > 0;
+            if (self.awaiting_start > 0) != watched.is_some() {
+                watched = if self.awaiting_start > 0 { self.watch() } else { None };
+            }
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
@@ -365,13 +373,12 @@ impl MediaReceiver {
                     }
                     None => return,
                 },
-                readable = self.socket.readable(), if read_as_they_come => {
-                    if let Err(error) = readable {
-                        warn!(%error, "media socket failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                _ = tokio::task::yield_now(), if backlog => backlog = self.drain(&mut batch),
+                readable = async { watched.as_ref()?.readable().await.ok() }, if watched.is_some() => {
                     backlog = self.drain(&mut batch);
+                    if let (Some(mut ready), false) = (readable, backlog) {
+                        ready.clear_ready();
+                    }
                 }
                 _ = drain.tick() => backlog = self.drain(&mut batch),
                 _ = watchdog.tick() => {
@@ -380,6 +387,23 @@ impl MediaReceiver {
                     self.check_for_silence(Instant::now());
                     self.report_memory();
                 }
+            }
+        }
+    }
+
+    /// The socket registered with the reactor, through a clone of its
+    /// descriptor; `None` (the timer alone drains it) if that fails.
+    fn watch(&self) -> Option<AsyncFd<UdpSocket>> {
+        let register = |clone: UdpSocket| {
+            // SAFETY: the clone owns its descriptor, which stays open and
+            // unchanged for as long as the `AsyncFd` owns the clone.
+            unsafe { AsyncFd::register_with_interest(clone, Interest::READABLE) }.map_err(io::Error::from)
+        };
+        match self.socket.try_clone().and_then(register) {
+            Ok(watched) => Some(watched),
+            Err(error) => {
+                warn!(%error, "cannot watch the media socket; first packets are seen on the next drain");
+                None
             }
         }
     }
