@@ -39,6 +39,7 @@ use super::kernel_drops;
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::memory::AudioMemory;
 use crate::metrics::Metrics;
+use crate::recording::blocks;
 use crate::recording::{CapturedAudio, CapturedRecording, Mask, Placement, StreamBuffer};
 use crate::session::RecordingId;
 use crate::ulaw::SAMPLE_RATE;
@@ -195,6 +196,8 @@ pub struct MediaReceiver {
     metrics: Arc<Metrics>,
     /// Where the buffers' size is reported (`--max-memory`).
     memory: Arc<AudioMemory>,
+    /// The job making ready blocks, while it runs.
+    topping_up: Option<tokio::task::JoinHandle<()>>,
     /// The kernel's running count of datagrams it dropped, as last told.
     kernel_drops: u32,
     kernel_drops_warning: Throttle,
@@ -336,6 +339,7 @@ pub fn bind(
         max_samples,
         metrics,
         memory,
+        topping_up: None,
         kernel_drops: 0,
         kernel_drops_warning: Throttle::default(),
         unknown_source_warning: Throttle::default(),
@@ -386,6 +390,7 @@ impl MediaReceiver {
                     backlog = self.drain(&mut batch);
                     self.check_for_silence(Instant::now());
                     self.report_memory();
+                    self.keep_blocks_ready();
                 }
             }
         }
@@ -554,6 +559,16 @@ impl MediaReceiver {
             Placement::Stale => self.metrics.rtp_stale.inc(),
             Placement::Empty => self.metrics.rtp_empty.inc(),
         }
+    }
+
+    /// One ready block per stream, made off this task: streams that cross
+    /// a second together then take theirs without waiting on the kernel.
+    fn keep_blocks_ready(&mut self) {
+        if self.topping_up.as_ref().is_some_and(|job| !job.is_finished()) {
+            return;
+        }
+        self.topping_up =
+            blocks::STORE.keep_ready(self.routes.len()).then(|| tokio::task::spawn_blocking(|| blocks::STORE.top_up()));
     }
 
     fn report_memory(&self) {

@@ -1,9 +1,11 @@
 //! Recording buffer, underneath: a stream's μ-law samples in fixed blocks of
 //! one second. Growing adds a block and never moves what is held, so a long
 //! recording costs the media task no more per second than a short one, and
-//! memory follows the audio (one block of slack at most). The blocks become
-//! one contiguous track only when the recording is taken, off the media task.
+//! memory follows the audio (one block of slack at most). The blocks come
+//! ready from `blocks::STORE`, and go back to it once the recording is
+//! taken and they are copied into one contiguous track, off the media task.
 
+use super::blocks::{Block, STORE};
 use crate::ulaw::{SAMPLE_RATE, SILENCE};
 
 /// Samples per block: one second.
@@ -13,7 +15,7 @@ pub const CHUNK_SAMPLES: usize = SAMPLE_RATE as usize;
 /// block is silence, so growing within a block is only a new length.
 #[derive(Debug, Default)]
 pub struct Chunks {
-    blocks: Vec<Box<[u8]>>,
+    blocks: Vec<Block>,
     len: u64,
 }
 
@@ -43,7 +45,7 @@ impl Chunks {
         }
         let blocks = (len as usize).div_ceil(CHUNK_SAMPLES);
         while self.blocks.len() < blocks {
-            self.blocks.push(vec![SILENCE; CHUNK_SAMPLES].into_boxed_slice());
+            self.blocks.push(STORE.take());
         }
         self.len = len;
     }
@@ -76,17 +78,15 @@ impl Chunks {
     }
 
     /// The first `total` samples in one piece, padded with silence past
-    /// `len`; each block is freed once copied.
-    pub fn into_vec(self, total: u64) -> Vec<u8> {
+    /// `len`; each block goes back to the store once copied.
+    pub fn into_vec(mut self, total: u64) -> Vec<u8> {
         let total = total as usize;
         let mut samples = Vec::with_capacity(total);
         let held = (self.len as usize).min(total);
-        for block in self.blocks {
+        for block in std::mem::take(&mut self.blocks) {
             let piece = (held - samples.len()).min(CHUNK_SAMPLES);
-            if piece == 0 {
-                break;
-            }
             samples.extend_from_slice(&block[..piece]);
+            STORE.give_back(block);
         }
         samples.resize(total, SILENCE);
         samples
@@ -98,6 +98,15 @@ impl Chunks {
         let mut samples: Vec<u8> = self.blocks.iter().flat_map(|block| block.iter().copied()).collect();
         samples.truncate(self.len as usize);
         samples
+    }
+}
+
+impl Drop for Chunks {
+    /// A buffer dropped whole (its recording discarded) gives its blocks back.
+    fn drop(&mut self) {
+        for block in self.blocks.drain(..) {
+            STORE.give_back(block);
+        }
     }
 }
 

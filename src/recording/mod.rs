@@ -1,10 +1,12 @@
 //! Recording, step 3 of the path: the audio of a recording while it lives in
 //! memory and as it leaves. `buffer` places each stream's RTP payloads by
-//! timestamp, into one-second blocks (`chunks`); `mask` keeps paused
+//! timestamp, into one-second blocks (`chunks`, which takes them ready from
+//! `blocks`); `mask` keeps paused
 //! stretches out; `silence` tells silence Asterisk sent from silence callrec
 //! inserted; `encode` turns the finished streams into the delivered file
 //! (`.ul` or WAV).
 
+pub mod blocks;
 pub mod buffer;
 pub mod chunks;
 pub mod encode;
