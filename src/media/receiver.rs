@@ -374,6 +374,8 @@ impl MediaReceiver {
                         let turn = Turn::start();
                         self.handle_command(command);
                         self.note_turn(turn);
+                        // New streams' first blocks are made ready before their packets come.
+                        self.keep_blocks_ready();
                     }
                     None => return,
                 },
@@ -561,14 +563,15 @@ impl MediaReceiver {
         }
     }
 
-    /// One ready block per stream, made off this task: streams that cross
-    /// a second together then take theirs without waiting on the kernel.
+    /// One ready block per stream, made (and freed) off this task: streams
+    /// that cross a second together then take theirs without waiting on the
+    /// kernel.
     fn keep_blocks_ready(&mut self) {
         if self.topping_up.as_ref().is_some_and(|job| !job.is_finished()) {
             return;
         }
         self.topping_up =
-            blocks::STORE.keep_ready(self.routes.len()).then(|| tokio::task::spawn_blocking(|| blocks::STORE.top_up()));
+            blocks::STORE.keep_ready(self.routes.len()).then(|| tokio::task::spawn_blocking(|| blocks::STORE.adjust()));
     }
 
     fn report_memory(&self) {

@@ -3,7 +3,7 @@
 //! many streams cross a second at once (calls that started together), taking
 //! fresh blocks for all of them on the media task stalls it for
 //! milliseconds. So blocks are kept ready, already silence, in a store the
-//! media task takes from: it is topped up off the media task (`top_up`), and
+//! media task takes from: it is topped up off the media task (`adjust`), and
 //! a finished recording's blocks go back to it, so that in a steady flow of
 //! calls no block is new.
 //!
@@ -59,20 +59,26 @@ impl BlockStore {
 
     /// Sets how many blocks to keep ready (the media task: one per stream
     /// it receives, since each may need one within the next second); true
-    /// if the store holds fewer, and `top_up` should run.
+    /// if the store holds another number, and `adjust` should run.
     pub fn keep_ready(&self, blocks: usize) -> bool {
         self.wanted.store(blocks, Ordering::Relaxed);
-        let mut ready = self.ready();
-        ready.truncate(blocks);
-        ready.len() < blocks
+        self.ready_count() != blocks
     }
 
-    /// Fills the store up to what it keeps ready, allocating (and so
-    /// touching) the blocks here rather than on the media task. Blocking
-    /// work: it may take milliseconds.
-    pub fn top_up(&self) {
+    /// Brings the store to what it keeps ready: allocates (and so touches)
+    /// the blocks missing, or frees those no longer wanted, here rather
+    /// than on the media task. Blocking work: it may take milliseconds.
+    pub fn adjust(&self) {
         loop {
-            let missing = self.wanted.load(Ordering::Relaxed).saturating_sub(self.ready_count());
+            let wanted = self.wanted.load(Ordering::Relaxed);
+            let ready = self.ready_count();
+            if ready > wanted {
+                // Freed outside the lock.
+                let excess = self.ready().split_off(wanted.min(ready));
+                drop(excess);
+                continue;
+            }
+            let missing = wanted - ready;
             if missing == 0 {
                 return;
             }
@@ -109,7 +115,7 @@ mod tests {
     fn blocks_are_kept_ready_and_given_back_silent() {
         let store = BlockStore::new();
         assert!(store.keep_ready(3), "an empty store needs topping up");
-        store.top_up();
+        store.adjust();
         assert_eq!(store.ready_count(), 3);
         assert!(!store.keep_ready(3));
         let mut block = store.take();
@@ -125,7 +131,9 @@ mod tests {
             store.give_back(block);
         }
         assert_eq!(store.ready_count(), 3, "no more than kept ready");
-        assert!(!store.keep_ready(1));
+        assert!(store.keep_ready(1));
+        store.adjust();
         assert_eq!(store.ready_count(), 1, "fewer wanted: the rest freed");
+        assert!(!store.keep_ready(1));
     }
 }
