@@ -184,11 +184,14 @@ async fn a_call_put_through_to_an_agent_is_recorded_with_the_parties_apart() {
     assert_eq!(parties[1]["number"], AGENT_NUMBER);
     assert!(parties[1]["channel"].as_str().unwrap().starts_with("PJSIP/agent-"), "{meta}");
     assert_eq!(parties[0]["to_ms"], parties[1]["from_ms"]);
+    // The agent is heard no earlier than a frame or so before the answer,
+    // and usually 20-40 ms after it; in about one run in ten (callrec's
+    // timeline intact: nothing missing, no resync) Asterisk passes the
+    // agent's first audio on some 120 ms after the answer, so up to 200 ms
+    // late is allowed.
     let answered = parties[1]["from_ms"].as_i64().unwrap();
-    assert!(
-        (answered - agent_from as i64).abs() <= 60,
-        "put through at {answered} ms, the agent heard from {agent_from} ms"
-    );
+    let heard_after = agent_from as i64 - answered;
+    assert!((-60..=200).contains(&heard_after), "put through at {answered} ms, the agent heard from {agent_from} ms");
     assert_eq!(parties[1]["to_ms"].as_i64(), Some(duration as i64), "{meta}");
     assert_nothing_left().await;
     callrec.stop().await;

@@ -6,8 +6,9 @@
 //! quinn-udp does not hand out the drop count, and nix's `recvmmsg` loses it
 //! after the first batch without drops.)
 //!
-//! The socket is read as a plain non-blocking one; the media task watches
-//! its readiness through a registered clone when it needs to.
+//! The socket is a plain non-blocking one, not registered with tokio's
+//! reactor: a registered socket wakes a parked worker for every datagram,
+//! which is the cost the timed drain exists to avoid.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

@@ -10,11 +10,9 @@
 //! timestamp, so the latency costs nothing, and one wake-up serves hundreds
 //! of packets. Only while a recording awaits its first packet is the socket
 //! read as packets come, so that its start (which the call waits for) is
-//! seen at once. (The socket stays registered with tokio's reactor, through a
-//! clone, so the runtime still wakes for every datagram even while nobody
-//! waits on it; registering it only while a recording waits for its first
-//! packet was tried, and made a bridged party's first audio land up to
-//! 100 ms late in some runs.)
+//! seen at once: only then is it registered with tokio's reactor (a clone of
+//! it, dropped again after), since a registered socket wakes the runtime
+//! for every datagram that arrives.
 //!
 //! A recording has one stream per track (stereo: two), each from its own
 //! source, on one timeline: it begins when every stream has sent its first
@@ -360,12 +358,15 @@ impl MediaReceiver {
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The socket as registered with the reactor, awaited while packets
-        // are read as they come.
-        let watched: Option<AsyncFd<UdpSocket>> = self.watch();
+        // The socket as registered with the reactor, while packets are read
+        // as they come.
+        let mut watched: Option<AsyncFd<UdpSocket>> = None;
         // A turn that stopped at `MAX_PER_TURN` left datagrams waiting.
         let mut backlog = false;
         loop {
+            if (self.awaiting_start > 0) != watched.is_some() {
+                watched = if self.awaiting_start > 0 { self.watch() } else { None };
+            }
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
@@ -379,7 +380,7 @@ impl MediaReceiver {
                     None => return,
                 },
                 _ = tokio::task::yield_now(), if backlog => backlog = self.drain(&mut batch),
-                readable = async { watched.as_ref()?.readable().await.ok() }, if self.awaiting_start > 0 && watched.is_some() => {
+                readable = async { watched.as_ref()?.readable().await.ok() }, if watched.is_some() => {
                     backlog = self.drain(&mut batch);
                     if let (Some(mut ready), false) = (readable, backlog) {
                         ready.clear_ready();
