@@ -359,13 +359,16 @@ impl MediaReceiver {
         let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The socket as registered with the reactor, while packets are read
-        // as they come.
+        // as they come (`watching`; a registration that failed is not tried
+        // again until the next time).
+        let mut watching = false;
         let mut watched: Option<AsyncFd<UdpSocket>> = None;
         // A turn that stopped at `MAX_PER_TURN` left datagrams waiting.
         let mut backlog = false;
         loop {
-            if (self.awaiting_start > 0) != watched.is_some() {
-                watched = if self.awaiting_start > 0 { self.watch() } else { None };
+            if (self.awaiting_start > 0) != watching {
+                watching = self.awaiting_start > 0;
+                watched = if watching { self.watch() } else { None };
             }
             tokio::select! {
                 biased;

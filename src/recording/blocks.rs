@@ -73,8 +73,13 @@ impl BlockStore {
             let wanted = self.wanted.load(Ordering::Relaxed);
             let ready = self.ready_count();
             if ready > wanted {
-                // Freed outside the lock.
-                let excess = self.ready().split_off(wanted.min(ready));
+                // Freed outside the lock. The media task may have taken
+                // some since they were counted.
+                let excess = {
+                    let mut ready = self.ready();
+                    let keep = wanted.min(ready.len());
+                    ready.split_off(keep)
+                };
                 drop(excess);
                 continue;
             }
