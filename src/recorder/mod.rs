@@ -384,7 +384,9 @@ impl Recorder {
                     call.parties.in_dialplan(now, &dialplan_app);
                 }
             }
-            Event::ChannelVarset { channel: Some(channel), variable, value } if variable == "BRIDGEPEER" => {
+            Event::ChannelVarset { channel: Some(channel), variable, value }
+                if variable == crate::ari::events::BRIDGEPEER =>
+            {
                 if let Some(call) = self.calls.get_mut(&channel.id) {
                     debug!(channel = %channel.name, peers = %value, "bridged with");
                     call.parties.bridged_with(now, &value);
