@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::audio::{assert_absent, assert_present};
+use support::audio::{assert_absent, assert_present, digital_silence};
 use support::callrec::saved_in;
 use support::checks::{assert_between_marks, assert_metadata, assert_onset_complete, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, mark};
@@ -214,26 +214,6 @@ impl Drop for Stack {
             .args(["image", "prune", "--force", "--filter", "label=org.opencontainers.image.title=callrec"])
             .output();
     }
-}
-
-/// Stretches of exact digital silence (μ-law 0xFF or 0x7F) of 10 ms or
-/// more: (where, how long), in ms.
-fn digital_silence(audio: &[u8]) -> Vec<(usize, usize)> {
-    let mut stretches = Vec::new();
-    let mut start = None;
-    for (at, byte) in audio.iter().chain([&0u8]).enumerate() {
-        match (matches!(byte, 0xFF | 0x7F), start) {
-            (true, None) => start = Some(at),
-            (false, Some(from)) => {
-                if at - from >= 80 {
-                    stretches.push((from / 8, (at - from).div_ceil(8)));
-                }
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    stretches
 }
 
 async fn inspect(container: &str, format: &str) -> String {

@@ -2,6 +2,7 @@
 //! one UDP socket and routed by source address into recording buffers.
 
 pub mod batch;
+pub mod handover;
 pub mod kernel_drops;
 pub mod receiver;
 pub mod rtp;

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::batch::BatchReceiver;
+use super::handover::{self, PendingTake, StreamProgress};
 use super::kernel_drops;
 use super::rtp::{self, PAYLOAD_TYPE_PCMU};
 use crate::memory::AudioMemory;
@@ -87,10 +88,11 @@ pub enum MediaCommand {
     /// When the recording's latest audio arrived (the latest of its streams).
     LastAudio { recording: RecordingId, reply: oneshot::Sender<Option<Instant>> },
     /// End the recording's streams at `total_samples` and hand its audio over
-    /// (`None` if it never listened).
+    /// (`None` if it never listened) once its streams have ended, at the
+    /// latest by `deadline` (see `handover`).
     /// The streams are finished (cut or padded, copied out of their chunks)
     /// by whoever takes them, not on the media task.
-    Take { recording: RecordingId, total_samples: u64, reply: oneshot::Sender<Option<TakenCapture>> },
+    Take { recording: RecordingId, total_samples: u64, deadline: Instant, reply: oneshot::Sender<Option<TakenCapture>> },
 }
 
 /// What the media task tells the recorder.
@@ -133,14 +135,17 @@ impl MediaHandle {
 
     /// The recording's audio, every track exactly `total_samples` long, or
     /// `None` if it never captured anything; `Err` if the media task is gone
-    /// (it failed), and with it the audio.
+    /// (it failed), and with it the audio. Answered once the audio still on
+    /// its way has come, by `deadline` at the latest.
     pub async fn take(
         &self,
         recording: RecordingId,
         total_samples: u64,
+        deadline: Instant,
     ) -> Result<Option<CapturedRecording>, MediaGone> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(MediaCommand::Take { recording, total_samples, reply }).map_err(|_| MediaGone)?;
+        let take = MediaCommand::Take { recording, total_samples, deadline, reply };
+        self.commands.send(take).map_err(|_| MediaGone)?;
         let Some(taken) = answer.await.map_err(|_| MediaGone)? else { return Ok(None) };
         // Copying an hour of audio takes milliseconds: not on a runtime worker.
         match tokio::task::spawn_blocking(move || taken.finish()).await {
@@ -188,6 +193,8 @@ pub struct MediaReceiver {
     captures: Vec<Option<Capture>>,
     /// Recording -> its capture's slot, for commands.
     slots: HashMap<RecordingId, usize>,
+    /// Ended recordings asked for whose audio may still be arriving.
+    pending_takes: Vec<PendingTake>,
     free_slots: Vec<usize>,
     /// Captures whose first packet has not come: while there are any, the
     /// socket is read as packets come rather than on the timer.
@@ -335,6 +342,7 @@ pub fn bind(
         captures: Vec::new(),
         slots: HashMap::new(),
         free_slots: Vec::new(),
+        pending_takes: Vec::new(),
         awaiting_start: 0,
         max_samples,
         metrics,
@@ -419,7 +427,8 @@ impl MediaReceiver {
     }
 
     /// Reads what waits in the socket, a batch at a time, up to
-    /// `MAX_PER_TURN` datagrams: true if it stopped there with more waiting.
+    /// `MAX_PER_TURN` datagrams, then hands over ended recordings whose
+    /// audio has come: true if it stopped there with more waiting.
     fn drain(&mut self, batch: &mut BatchReceiver) -> bool {
         let turn = Turn::start();
         self.metrics.media_wakeups.inc();
@@ -447,6 +456,9 @@ impl MediaReceiver {
                 }
             }
         };
+        if !self.pending_takes.is_empty() {
+            self.hand_over_ended(Instant::now());
+        }
         self.note_turn(turn);
         more
     }
@@ -626,15 +638,38 @@ impl MediaReceiver {
                     .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
                 let _ = reply.send(last);
             }
-            MediaCommand::Take { recording, total_samples, reply } => {
-                let taken = self.remove(recording).map(|capture| {
-                    let resyncs = capture.streams.iter().map(|stream| stream.buffer.stats().resyncs).sum();
-                    self.metrics.rtp_resyncs.add(resyncs);
-                    let streams = capture.streams.into_iter().map(|stream| stream.buffer).collect();
-                    TakenCapture { streams, mask: capture.mask, total_samples }
-                });
-                let _ = reply.send(taken);
+            MediaCommand::Take { recording, total_samples, deadline, reply } => {
+                self.pending_takes.push(PendingTake { recording, total_samples, deadline, reply });
+                self.hand_over_ended(Instant::now());
             }
+        }
+    }
+
+    /// Hands over the recordings asked for whose streams have ended (see
+    /// `handover`), or whose deadline has come.
+    fn hand_over_ended(&mut self, now: Instant) {
+        let mut index = 0;
+        while index < self.pending_takes.len() {
+            let PendingTake { recording, total_samples, deadline, .. } = self.pending_takes[index];
+            let progress = self.capture_mut(recording).map(|capture| {
+                let streams = capture.streams.iter().map(|stream| StreamProgress {
+                    complete: stream.buffer.holds_up_to(total_samples),
+                    last_arrival: stream.last_arrival,
+                });
+                handover::ready(streams, now, deadline)
+            });
+            if progress == Some(false) {
+                index += 1;
+                continue;
+            }
+            let PendingTake { recording, total_samples, reply, .. } = self.pending_takes.swap_remove(index);
+            let taken = self.remove(recording).map(|capture| {
+                let resyncs = capture.streams.iter().map(|stream| stream.buffer.stats().resyncs).sum();
+                self.metrics.rtp_resyncs.add(resyncs);
+                let streams = capture.streams.into_iter().map(|stream| stream.buffer).collect();
+                TakenCapture { streams, mask: capture.mask, total_samples }
+            });
+            let _ = reply.send(taken);
         }
     }
 
@@ -806,9 +841,11 @@ mod tests {
             self.receiver.handle_datagram(datagram, from.parse().unwrap(), now);
         }
 
+        /// Takes the recording at once (its deadline is now).
         fn take(&mut self, recording: RecordingId, total_samples: u64) -> Option<CapturedRecording> {
             let (reply, mut answer) = oneshot::channel();
-            self.receiver.handle_command(MediaCommand::Take { recording, total_samples, reply });
+            let deadline = Instant::now();
+            self.receiver.handle_command(MediaCommand::Take { recording, total_samples, deadline, reply });
             answer.try_recv().unwrap().map(TakenCapture::finish)
         }
     }

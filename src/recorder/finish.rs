@@ -27,8 +27,9 @@ use crate::resources::ResourceIds;
 use crate::session::{EndReason, Finished, Track};
 use crate::ulaw;
 
-/// Time given to RTP still in flight after a recording ends, before its
-/// stream is collected and its resources are torn down.
+/// The longest time given to RTP still in flight after a recording ends,
+/// before its streams are collected and its resources torn down; they are
+/// collected sooner once they have ended (see `media::handover`).
 const DRAIN: Duration = Duration::from_millis(200);
 /// A recording none of whose samples rises above this level (about -54 dBFS)
 /// is reported `silent`.
@@ -80,9 +81,8 @@ impl FinishJob {
             clock,
             signing_key,
         } = self;
-        tokio::time::sleep_until((finished.ended_at + DRAIN).into()).await;
         let total_samples = finished.started_at.map_or(0, |start| samples_in(finished.ended_at - start));
-        let captured = match media.take(finished.recording, total_samples).await {
+        let captured = match media.take(finished.recording, total_samples, finished.ended_at + DRAIN).await {
             Ok(captured) => captured,
             Err(gone) => {
                 // Delivered all the same (its metadata, its length), and said.

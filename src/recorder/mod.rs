@@ -46,10 +46,13 @@ use holds::{Hold, Holds, Waiting};
 const CUT_BY_DIALPLAN: &str =
     "the dialplan cut the capture at a stop or pause marker callrec could not hear; the recording ends there";
 
-/// Between hanging up a recording's old snoops and making new ones: long
-/// enough (over two 20 ms frames) for Asterisk to free the call's audiohook
-/// list, and with it what it remembered of the last party's RTP.
-const REATTACH_PAUSE: Duration = Duration::from_millis(120);
+/// Between hanging up a recording's old snoops and making new ones, the old
+/// ones are looked for this often until they are gone: a snoop channel is
+/// gone only once its audiohook has left the call, and with the call's last
+/// audiohook Asterisk frees what it remembered of the last party's RTP.
+const REATTACH_POLL: Duration = Duration::from_millis(5);
+/// The longest wait for that; the new snoops are made after it regardless.
+const REATTACH_WAIT: Duration = Duration::from_millis(200);
 
 /// One RTP packet's worth of audio.
 const FRAME: Duration = Duration::from_millis(20);
@@ -785,9 +788,9 @@ impl Recorder {
     }
 
     /// Makes the recording's snoops anew (see `Action::Reattach`): hangs the
-    /// old ones up, gives Asterisk a moment to drop the channel's audiohooks
-    /// with them, then snoops again; each new snoop joins its bridge when it
-    /// reaches Stasis (`rejoin`).
+    /// old ones up, waits until they are gone (Asterisk then has dropped the
+    /// call's audiohooks with them), then snoops again; each new snoop joins
+    /// its bridge when it reaches Stasis (`rejoin`).
     fn reattach(&mut self, channel: &Channel, recording: RecordingId, tracks: &'static [Track]) {
         let Some(live) = self.live.get_mut(&recording) else { return };
         let app = self.parts.ari.app().to_string();
@@ -802,12 +805,21 @@ impl Recorder {
         info!(channel = %channel.name, %recording, "the call gets a new party: snooping it anew");
         let (ari, metrics, call) = (self.parts.ari.clone(), self.parts.metrics.clone(), channel.id.clone());
         self.tasks.spawn(async move {
-            for snoop in old {
-                if let Err(error) = ari.hangup(&snoop).await {
+            for snoop in &old {
+                if let Err(error) = ari.hangup(snoop).await {
                     debug!(%snoop, %error, "could not hang up the old snoop");
                 }
             }
-            tokio::time::sleep(REATTACH_PAUSE).await;
+            let all_gone = async {
+                for snoop in &old {
+                    while !matches!(ari.channel_exists(snoop).await, Ok(false)) {
+                        tokio::time::sleep(REATTACH_POLL).await;
+                    }
+                }
+            };
+            if tokio::time::timeout(REATTACH_WAIT, all_gone).await.is_err() {
+                debug!(channel = %call, %recording, "the old snoops outlived the wait; snooping anew all the same");
+            }
             for (track, snoop) in new {
                 if let Err(error) = ari.snoop(&call, &snoop, track.spy()).await {
                     metrics.reattach_failures.inc();

@@ -187,6 +187,12 @@ impl StreamBuffer {
         self.audio.is_empty()
     }
 
+    /// Whether every sample before `end` is held, with no gap before it that
+    /// a late packet could still fill.
+    pub fn holds_up_to(&self, end: u64) -> bool {
+        self.len() >= end.min(self.max_samples) && self.gaps.first().is_none_or(|gap| gap.start >= end)
+    }
+
     pub fn stats(&self) -> StreamStats {
         self.stats
     }
@@ -456,6 +462,22 @@ mod tests {
         let audio = buffer.finish(5 * FRAME as u64);
         assert_eq!(frames_of(&audio.ulaw), vec![0, 1, 2, 3, 4]);
         assert_eq!(audio.missing_samples, 0);
+    }
+
+    #[test]
+    fn a_buffer_holds_up_to_an_end_only_once_no_gap_before_it_is_open() {
+        let frames = |n: u64| n * FRAME as u64;
+        let mut buffer = buffer();
+        assert!(buffer.holds_up_to(0));
+        for n in [0, 1, 3] {
+            place(&mut buffer, 7, n);
+        }
+        assert!(buffer.holds_up_to(frames(2)));
+        assert!(!buffer.holds_up_to(frames(3)), "frame 2 may still come");
+        assert!(!buffer.holds_up_to(frames(5)), "frame 4 has not come");
+        place(&mut buffer, 7, 2);
+        assert!(buffer.holds_up_to(frames(4)));
+        assert!(!buffer.holds_up_to(frames(4) + 1));
     }
 
     #[test]
