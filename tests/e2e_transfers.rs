@@ -44,8 +44,24 @@ fn assert_heard_is_recorded(meta: &Value, recorded: &[u8], heard: &[HeardPacket]
         .collect();
     assert!(moments.len() > 50, "{what}: the caller heard {frequency} Hz in only {} packets", moments.len());
     let missed: Vec<i64> = moments.iter().copied().filter(|&at| !recorded_near(at)).collect();
+    // How far the farthest heard packet is from its audio in the recording
+    // (10 ms windows, searched up to 500 ms away), to show the margin.
+    let farthest = moments
+        .iter()
+        .map(|&at| {
+            let window = (at / 10) as usize;
+            (0..50)
+                .find(|&off| {
+                    [window.saturating_sub(off), window + off]
+                        .iter()
+                        .any(|&w| windows.get(w).is_some_and(|&l| l > PRESENT))
+                })
+                .map_or(500, |off| off * 10)
+        })
+        .max()
+        .unwrap_or(0);
     println!(
-        "{what}: heard in {} packets from {} ms to {} ms; missed {missed:?}",
+        "{what}: heard in {} packets from {} ms to {} ms, the farthest {farthest} ms from its recorded place; missed {missed:?}",
         moments.len(),
         moments[0],
         moments[moments.len() - 1]

@@ -115,6 +115,26 @@ pub fn assert_present(audio: &[u8], frequency: f64, from_ms: usize, to_ms: usize
     );
 }
 
+/// Stretches of exact digital silence (μ-law 0xFF or 0x7F) of 10 ms or
+/// more: (where, how long), in ms.
+pub fn digital_silence(audio: &[u8]) -> Vec<(usize, usize)> {
+    let mut stretches = Vec::new();
+    let mut start = None;
+    for (at, byte) in audio.iter().chain([&0u8]).enumerate() {
+        match (matches!(byte, 0xFF | 0x7F), start) {
+            (true, None) => start = Some(at),
+            (false, Some(from)) => {
+                if at - from >= 80 {
+                    stretches.push((from / 8, (at - from).div_ceil(8)));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    stretches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,24 +156,4 @@ mod tests {
         assert_eq!(first_run_ms(&audio, 400.0), Some((200, 500)));
         assert_absent(&audio, 1000.0, "no 1 kHz");
     }
-}
-
-/// Stretches of exact digital silence (μ-law 0xFF or 0x7F) of 10 ms or
-/// more: (where, how long), in ms.
-pub fn digital_silence(audio: &[u8]) -> Vec<(usize, usize)> {
-    let mut stretches = Vec::new();
-    let mut start = None;
-    for (at, byte) in audio.iter().chain([&0u8]).enumerate() {
-        match (matches!(byte, 0xFF | 0x7F), start) {
-            (true, None) => start = Some(at),
-            (false, Some(from)) => {
-                if at - from >= 80 {
-                    stretches.push((from / 8, (at - from).div_ceil(8)));
-                }
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    stretches
 }
