@@ -21,7 +21,7 @@ use support::callrec::{Callrec, Options};
 use support::checks::assert_delivered;
 use support::heard::{Capture, HeardPacket};
 use support::lab::{self, assert_nothing_left, epoch_ms};
-use support::sipp::{Agent, Caller, Consult, AGENT2_NUMBER, AGENT_NAME, AGENT_NUMBER};
+use support::sipp::{Agent, Caller, Consult, AGENT2_NAME, AGENT2_NUMBER, AGENT_NAME, AGENT_NUMBER};
 use support::webhook::Webhook;
 
 /// The test oracle: every 20 ms packet in which the caller heard `frequency`
@@ -93,6 +93,14 @@ fn parties(meta: &Value) -> Vec<(i64, i64, String, String)> {
         .collect()
 }
 
+/// The channel `parties` names for the party with `number`, asserting it is
+/// one of `endpoint`'s (`PJSIP/agent-…`), not the Local channel before it.
+fn assert_party_channel(meta: &Value, number: &str, endpoint: &str) {
+    let party = meta["parties"].as_array().unwrap().iter().find(|p| p["number"] == number);
+    let channel = party.and_then(|p| p["channel"].as_str()).unwrap_or_default();
+    assert!(channel.starts_with(&format!("PJSIP/{endpoint}-")), "party {number} on {channel:?}: {}", meta["parties"]);
+}
+
 #[tokio::test]
 async fn a_blind_transfer_by_refer_is_recorded_whole_with_both_agents() {
     let _lab = lab::take().await;
@@ -121,6 +129,9 @@ async fn a_blind_transfer_by_refer_is_recorded_whole_with_both_agents() {
     assert!(agent.1 <= agent2.0, "one after the other: {parties:?}");
     assert_eq!(parties[0].3, "ivr");
     assert_eq!(agent2.1 as usize, duration, "the second agent to the end");
+    assert_eq!((agent.3.as_str(), agent2.3.as_str()), (AGENT_NAME, AGENT2_NAME), "{parties:?}");
+    assert_party_channel(&meta, AGENT_NUMBER, "agent");
+    assert_party_channel(&meta, AGENT2_NUMBER, "agent2");
 
     // What the caller heard: the first agent, then the second from the moment
     // its audio began. A party's audio begins after its answer by the ACK,
@@ -179,6 +190,8 @@ async fn a_call_through_a_local_channel_that_is_optimized_away_is_recorded_whole
     assert_present(&tracks[0], 1000.0, 0, tracks[0].len() / 8 - 20, 0.97, "the caller, all along");
     println!("parties {:?}", parties(&meta));
     assert!(parties(&meta).iter().any(|p| p.2 == AGENT_NUMBER), "the agent in the timeline: {meta}");
+    // Optimized away: the party is the channel that was behind the Local one.
+    assert_party_channel(&meta, AGENT_NUMBER, "agent");
     assert_nothing_left().await;
     callrec.stop().await;
 }

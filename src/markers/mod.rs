@@ -36,6 +36,25 @@ pub const DEFAULT_NAME: &str = "call_recording";
 /// through them is read as placed where the subroutine was called.
 pub const SUBROUTINE_CONTEXT: &str = "call-recording";
 
+/// Read from a channel that reached a start marker through those
+/// subroutines: its linkedid and where the subroutine was called from, in
+/// one request (`EVAL` substitutes them into one value, `|` between them).
+pub const CALLED_FROM_READ: &str = "EVAL(${CHANNEL(linkedid)}|${STACK_PEEK(1,c,1)}|${STACK_PEEK(1,e,1)})";
+
+/// Splits what `CALLED_FROM_READ` read: the linkedid, and the context and
+/// extension the subroutine was called from (if both were read).
+pub fn called_from(value: &str) -> (String, Option<(String, String)>) {
+    let mut parts = value.splitn(3, '|');
+    let linkedid = parts.next().unwrap_or_default().to_string();
+    let place = match (parts.next(), parts.next()) {
+        (Some(context), Some(exten)) if !context.is_empty() && !exten.is_empty() => {
+            Some((context.to_string(), exten.to_string()))
+        }
+        _ => None,
+    };
+    (linkedid, place)
+}
+
 /// Set by callrec on a recorded channel when its capture runs: the names of
 /// its snoop channels, joined by `&`. When a stop or pause marker cannot
 /// reach callrec (its ARI connection is down), `dialplan/callrec.conf` hangs
@@ -94,6 +113,16 @@ pub fn validate_name(name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_called_from_read_splits_into_linkedid_context_and_exten() {
+        let place = |context: &str, exten: &str| Some((context.to_string(), exten.to_string()));
+        assert_eq!(called_from("1764.42|ivr-main|s"), ("1764.42".into(), place("ivr-main", "s")));
+        assert_eq!(called_from("1764.42|ivr|*12|3"), ("1764.42".into(), place("ivr", "*12|3")));
+        assert_eq!(called_from("1764.42||"), ("1764.42".into(), None), "no stack to peek at");
+        assert_eq!(called_from("1764.42"), ("1764.42".into(), None));
+        assert_eq!(called_from(""), (String::new(), None));
+    }
 
     #[test]
     fn dialplan_times_read_to_the_millisecond() {

@@ -957,13 +957,16 @@ impl Recorder {
                 let (ari, call) = (ari.clone(), call.clone());
                 async move { ari.variable(&call, variable).await.ok().flatten() }
             };
-            keys.linkedid = read("CHANNEL(linkedid)").await.unwrap_or_default();
             if keys.context == markers::SUBROUTINE_CONTEXT {
-                if let (Some(context), Some(exten)) = (read("STACK_PEEK(1,c,1)").await, read("STACK_PEEK(1,e,1)").await)
-                {
+                let (linkedid, place) =
+                    markers::called_from(&read(markers::CALLED_FROM_READ).await.unwrap_or_default());
+                keys.linkedid = linkedid;
+                if let Some((context, exten)) = place {
                     keys.context = context;
                     keys.exten = exten;
                 }
+            } else {
+                keys.linkedid = read("CHANNEL(linkedid)").await.unwrap_or_default();
             }
             let _ = results.send(TaskResult::CallFacts { recording, keys });
         });
