@@ -427,8 +427,9 @@ impl MediaReceiver {
     }
 
     /// Reads what waits in the socket, a batch at a time, up to
-    /// `MAX_PER_TURN` datagrams, then hands over ended recordings whose
-    /// audio has come: true if it stopped there with more waiting.
+    /// `MAX_PER_TURN` datagrams, then, if it read all there was, hands over
+    /// ended recordings whose audio has come: true if it stopped with more
+    /// waiting.
     fn drain(&mut self, batch: &mut BatchReceiver) -> bool {
         let turn = Turn::start();
         self.metrics.media_wakeups.inc();
@@ -456,7 +457,7 @@ impl MediaReceiver {
                 }
             }
         };
-        if !self.pending_takes.is_empty() {
+        if !more && !self.pending_takes.is_empty() {
             self.hand_over_ended(Instant::now());
         }
         self.note_turn(turn);
@@ -638,9 +639,10 @@ impl MediaReceiver {
                     .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
                 let _ = reply.send(last);
             }
+            // Handed over after the next drain: what waits in the socket
+            // counts before a stream is called quiet.
             MediaCommand::Take { recording, total_samples, deadline, reply } => {
                 self.pending_takes.push(PendingTake { recording, total_samples, deadline, reply });
-                self.hand_over_ended(Instant::now());
             }
         }
     }
@@ -846,8 +848,61 @@ mod tests {
             let (reply, mut answer) = oneshot::channel();
             let deadline = Instant::now();
             self.receiver.handle_command(MediaCommand::Take { recording, total_samples, deadline, reply });
+            self.receiver.hand_over_ended(deadline);
             answer.try_recv().unwrap().map(TakenCapture::finish)
         }
+    }
+
+    #[tokio::test]
+    async fn an_ended_recording_is_handed_over_once_its_audio_up_to_the_end_has_come() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        media.listen(recording, "127.0.0.1:4000");
+        let start = Instant::now();
+        let at = |frame: u32| start + Duration::from_millis(20 * u64::from(frame));
+        for n in 0..10 {
+            media.receive(&frame(n), "127.0.0.1:4000", at(n));
+        }
+        // Ended with frame 11, still on its way: asked for with 200 ms to go.
+        let (reply, mut answer) = oneshot::channel();
+        let deadline = at(10) + Duration::from_millis(200);
+        let take = MediaCommand::Take { recording, total_samples: 12 * u64::from(FRAME), deadline, reply };
+        media.receiver.handle_command(take);
+        media.receiver.hand_over_ended(at(10));
+        assert!(answer.try_recv().is_err(), "frames 10 and 11 are awaited");
+        media.receive(&frame(11), "127.0.0.1:4000", at(11));
+        media.receiver.hand_over_ended(at(11));
+        assert!(answer.try_recv().is_err(), "frame 10 may still come late");
+        media.receive(&frame(10), "127.0.0.1:4000", at(12));
+        media.receiver.hand_over_ended(at(12));
+        let audio = answer.try_recv().unwrap().unwrap().finish().tracks.remove(0);
+        assert_eq!(audio.missing_samples, 0);
+        assert_eq!(audio.ulaw.len(), 12 * FRAME as usize);
+    }
+
+    #[tokio::test]
+    async fn a_recording_whose_stream_went_quiet_is_handed_over_before_its_deadline() {
+        let mut media = harness("127.0.0.1:0").unwrap();
+        let recording = Uuid::new_v4();
+        media.listen(recording, "127.0.0.1:4000");
+        let start = Instant::now();
+        for n in 0..10 {
+            media.receive(&frame(n), "127.0.0.1:4000", start + Duration::from_millis(20 * u64::from(n)));
+        }
+        let last = start + Duration::from_millis(180);
+        let (reply, mut answer) = oneshot::channel();
+        let deadline = last + Duration::from_millis(200);
+        media.receiver.handle_command(MediaCommand::Take {
+            recording,
+            total_samples: 12 * u64::from(FRAME),
+            deadline,
+            reply,
+        });
+        media.receiver.hand_over_ended(last + handover::QUIET - Duration::from_millis(1));
+        assert!(answer.try_recv().is_err(), "not quiet yet");
+        media.receiver.hand_over_ended(last + handover::QUIET);
+        let audio = answer.try_recv().unwrap().unwrap().finish().tracks.remove(0);
+        assert_eq!(audio.missing_samples, 2 * u64::from(FRAME), "the end it never sent is padded and counted");
     }
 
     #[test]
