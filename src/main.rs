@@ -13,7 +13,7 @@ use callrec::config::file::{self, CliError};
 use callrec::config::{Command, Config, ConvertArgs, KeygenArgs, LogFormat, VerifyArgs};
 
 fn main() -> ExitCode {
-    let parsed = file::parse(std::env::args_os().collect(), std::env::var_os(file::ENV));
+    let parsed = file::parse(std::env::args_os().collect(), |name| std::env::var_os(name));
     let (cli, matches, config_file) = match parsed {
         Ok(parsed) => parsed,
         Err(CliError::Clap(error)) if !error.use_stderr() => {
@@ -35,7 +35,13 @@ fn main() -> ExitCode {
         Command::Convert(args) => return convert(&args),
         Command::Keygen(args) => return keygen(&args),
         Command::Verify(args) => return verify(&args),
-        Command::Receive(args) => return receive(args),
+        Command::Receive(args) => {
+            let explain = |error| match (&config_file, matches.subcommand_matches("receive")) {
+                (Some(file), Some(receive)) => file.explain(receive, error),
+                _ => error,
+            };
+            return receive(args, explain);
+        }
     };
     let config = match Config::try_from(args) {
         Ok(config) => config,
@@ -80,11 +86,14 @@ fn main() -> ExitCode {
 }
 
 /// `callrec receive`: serves until SIGINT or SIGTERM.
-fn receive(args: callrec::receive::ReceiveArgs) -> ExitCode {
+fn receive(
+    args: callrec::receive::ReceiveArgs,
+    explain: impl Fn(callrec::config::ConfigError) -> callrec::config::ConfigError,
+) -> ExitCode {
     let config = match callrec::receive::ReceiveConfig::try_from(args) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("callrec: {error}");
+            eprintln!("callrec: {}", explain(error));
             return ExitCode::from(2);
         }
     };

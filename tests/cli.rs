@@ -202,6 +202,29 @@ fn the_shipped_example_config_is_read_as_it_is() {
 }
 
 #[test]
+fn the_receivers_example_config_is_read_as_it_is_and_a_run_key_is_refused() {
+    let receive = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callrec"));
+        command.arg("receive").args(args);
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("CALLREC_")) {
+            command.env_remove(name);
+        }
+        command.output().unwrap()
+    };
+    // Every key it sets is known and valid; a bad flag then shows it was read.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/receive.toml");
+    let output = receive(&["--config", example, "--webhook-secret-file", "/nonexistent/secret"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/secret"), "{}", stderr(&output));
+    let mut run_keys = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut run_keys, b"ari-url = \"http://pbx:8088\"\n").unwrap();
+    let output = receive(&["--config", run_keys.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("`ari-url`") && error.contains(run_keys.path().to_str().unwrap()), "{error}");
+}
+
+#[test]
 fn the_webhook_secret_never_shows_in_help_or_errors() {
     let secret = "whsec-never-shown-0123";
     let help = run_with_env(&["--help"], &[("CALLREC_WEBHOOK_SECRET", secret)]);

@@ -1,9 +1,10 @@
-//! `callrec run --config FILE`: a TOML file whose keys are `run`'s long
-//! flags (`ari-url = "http://pbx:8088"`, `target = ["a=http://…"]`). Its
-//! values become the flags' defaults, beneath the environment and the command
-//! line, so that clap reads every source the same way: flag > environment >
-//! file > built-in default. An unknown key, a value of the wrong kind and a
-//! value its flag refuses are errors naming the key and the file.
+//! `callrec run --config FILE` (and `callrec receive --config FILE`): a TOML
+//! file whose keys are that command's long flags (`ari-url =
+//! "http://pbx:8088"`, `target = ["a=http://…"]`). Its values become the
+//! flags' defaults, beneath the environment and the command line, so that
+//! clap reads every source the same way: flag > environment > file >
+//! built-in default. An unknown key, a value of the wrong kind and a value
+//! its flag refuses are errors naming the key and the file.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -12,35 +13,44 @@ use clap::{ArgAction, ArgMatches, Command, CommandFactory};
 
 use super::{Cli, ConfigError};
 
-/// The flag (and environment variable) that names the file.
+/// The flag (and environment variables) that name the file.
 pub const FLAG: &str = "config";
 pub const ENV: &str = "CALLREC_CONFIG";
+/// `receive`'s own, so that one environment can configure both commands.
+pub const RECEIVE_ENV: &str = "CALLREC_RECEIVE_CONFIG";
+
+/// The commands that take a configuration file, with the variable that
+/// names it.
+const COMMANDS: [(&str, &str); 2] = [("run", ENV), ("receive", RECEIVE_ENV)];
 
 /// A configuration file read: its keys with their values, in file order.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     pub path: PathBuf,
+    /// The command whose flags its keys are.
+    pub command: &'static str,
     pub values: Vec<(String, Vec<String>)>,
 }
 
 impl ConfigFile {
-    /// Reads and checks `path` against `run`'s flags.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and checks `path` against the flags of `callrec {command}`.
+    pub fn load(path: &Path, command: &'static str) -> Result<Self, ConfigError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError(format!("--config {shown}: cannot read it: {error}")))?;
         let table: toml::Table = text
             .parse()
             .map_err(|error: toml::de::Error| ConfigError(format!("{shown}: not valid TOML: {}", one_line(&error))))?;
-        let run = run_command();
+        let flags = subcommand(command);
+        let example = flags.get_arguments().find_map(|arg| arg.get_long()).unwrap_or_default();
         let mut values = Vec::new();
         for (key, value) in table {
-            let arg = run
+            let arg = flags
                 .get_arguments()
                 .find(|arg| arg.get_long() == Some(key.as_str()) && key != FLAG && !arg.is_hide_set())
                 .ok_or_else(|| {
                     ConfigError(format!(
-                        "{shown}: unknown key `{key}` (the keys are the long flags of `callrec run`, e.g. ari-url)"
+                        "{shown}: unknown key `{key}` (the keys are the long flags of `callrec {command}`, e.g. {example})"
                     ))
                 })?;
             let repeatable = matches!(arg.get_action(), ArgAction::Append);
@@ -52,15 +62,15 @@ impl ConfigFile {
                 let kind = if repeatable { "a string or a list of strings" } else { "a string, number or boolean" };
                 ConfigError(format!("{shown}: key `{key}`: expected {kind}"))
             })?;
-            check_value(&run, &key, &texts).map_err(|error| ConfigError(format!("{shown}: key `{key}`: {error}")))?;
+            check_value(&flags, &key, &texts).map_err(|error| ConfigError(format!("{shown}: key `{key}`: {error}")))?;
             values.push((key, texts));
         }
-        Ok(ConfigFile { path: path.to_path_buf(), values })
+        Ok(ConfigFile { path: path.to_path_buf(), command, values })
     }
 
-    /// `run`'s flags with this file's values as their defaults.
+    /// The command's flags with this file's values as their defaults.
     fn apply(&self, cli: Command) -> Command {
-        cli.mut_subcommand("run", |mut run| {
+        cli.mut_subcommand(self.command, |mut run| {
             for (key, texts) in &self.values {
                 let id = run.get_arguments().find(|arg| arg.get_long() == Some(key)).map(|arg| arg.get_id().clone());
                 if let Some(id) = id {
@@ -77,7 +87,7 @@ impl ConfigFile {
     /// The keys whose value was taken from the file (neither a flag nor the
     /// environment gave one).
     pub fn used_keys(&self, run: &ArgMatches) -> Vec<&str> {
-        let command = run_command();
+        let command = subcommand(self.command);
         self.values
             .iter()
             .filter(|(key, _)| {
@@ -106,11 +116,18 @@ pub enum CliError {
     File(ConfigError),
 }
 
-/// Parses `args` (the program name first), with `run`'s defaults from the
-/// file `--config` or `CALLREC_CONFIG` names, if any. Returns the file too.
-pub fn parse(args: Vec<OsString>, env: Option<OsString>) -> Result<(Cli, ArgMatches, Option<ConfigFile>), CliError> {
-    let file = match config_path(&args).or(env.filter(|path| !path.is_empty())) {
-        Some(path) => Some(ConfigFile::load(Path::new(&path)).map_err(CliError::File)?),
+/// Parses `args` (the program name first), with the command's defaults
+/// from the file `--config` or its variable (`env` reads the environment)
+/// names, if any. Returns the file too.
+pub fn parse(
+    args: Vec<OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<(Cli, ArgMatches, Option<ConfigFile>), CliError> {
+    let file = match command_of(&args) {
+        Some((command, variable)) => match config_path(&args).or(env(variable).filter(|path| !path.is_empty())) {
+            Some(path) => Some(ConfigFile::load(Path::new(&path), command).map_err(CliError::File)?),
+            None => None,
+        },
         None => None,
     };
     let mut command = Cli::command();
@@ -138,9 +155,16 @@ fn config_path(args: &[OsString]) -> Option<OsString> {
     None
 }
 
-/// `callrec run`'s flags, as clap knows them.
-fn run_command() -> Command {
-    Cli::command().find_subcommand("run").cloned().expect("callrec has a run subcommand")
+/// The command given (its first word), if it takes a configuration file,
+/// with the variable that names the file.
+fn command_of(args: &[OsString]) -> Option<(&'static str, &'static str)> {
+    let word = args.iter().skip(1).find(|word| !word.to_string_lossy().starts_with('-'))?;
+    COMMANDS.into_iter().find(|(command, _)| OsStr::new(command) == word)
+}
+
+/// `callrec {name}`'s flags, as clap knows them.
+fn subcommand(name: &str) -> Command {
+    Cli::command().find_subcommand(name).cloned().expect("callrec has this subcommand")
 }
 
 /// A TOML scalar as the text a flag would be given.
@@ -183,13 +207,17 @@ mod tests {
         file
     }
 
+    /// The environment with only `variable` set, to `path`.
+    fn env_with<'a>(variable: &'static str, path: Option<&'a Path>) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| path.filter(|_| name == variable).map(|path| path.as_os_str().to_os_string())
+    }
+
     fn run(args: &[&str], env: Option<&Path>) -> Result<Config, String> {
         let args: Vec<OsString> = ["callrec", "run"].iter().chain(args).map(OsString::from).collect();
-        let (cli, matches, file) =
-            parse(args, env.map(|path| path.as_os_str().to_os_string())).map_err(|error| match error {
-                CliError::Clap(error) => error.to_string(),
-                CliError::File(error) => error.to_string(),
-            })?;
+        let (cli, matches, file) = parse(args, env_with(ENV, env)).map_err(|error| match error {
+            CliError::Clap(error) => error.to_string(),
+            CliError::File(error) => error.to_string(),
+        })?;
         let Subcommand::Run(run) = cli.command else { panic!("not run") };
         let run_matches = matches.subcommand_matches("run").unwrap();
         Config::try_from(run).map_err(|error| match &file {
@@ -240,12 +268,43 @@ mod tests {
         assert!(error.contains("/nonexistent/callrec.toml"), "{error}");
     }
 
+    fn receive(args: &[&str], env: Option<&Path>) -> Result<crate::receive::ReceiveConfig, String> {
+        let args: Vec<OsString> = ["callrec", "receive"].iter().chain(args).map(OsString::from).collect();
+        let (cli, _, _) = parse(args, env_with(RECEIVE_ENV, env)).map_err(|error| match error {
+            CliError::Clap(error) => error.to_string(),
+            CliError::File(error) => error.to_string(),
+        })?;
+        let Subcommand::Receive(receive) = cli.command else { panic!("not receive") };
+        crate::receive::ReceiveConfig::try_from(receive).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_receiver_takes_a_file_of_its_own_flags() {
+        let config = file("listen = \"127.0.0.1:9191\"\ndir = \"/srv/received\"\nmax-body = \"2MiB\"\n");
+        let path = config.path().to_str().unwrap();
+        let from_file = receive(&["--config", path], None).unwrap();
+        assert_eq!(from_file.listen, "127.0.0.1:9191".parse().unwrap());
+        assert_eq!((from_file.dir.to_str(), from_file.max_body), (Some("/srv/received"), 2 << 20));
+        let flagged = receive(&["--dir", "/elsewhere", "--config", path], None).unwrap();
+        assert_eq!(flagged.dir.to_str(), Some("/elsewhere"));
+        let by_env = receive(&[], Some(config.path())).unwrap();
+        assert_eq!(by_env.dir.to_str(), Some("/srv/received"), "CALLREC_RECEIVE_CONFIG names the file too");
+        // `run`'s file is not the receiver's, nor the other way round.
+        let args = ["callrec", "receive"].map(OsString::from).to_vec();
+        assert!(parse(args, env_with(ENV, Some(config.path()))).unwrap().2.is_none());
+        let error =
+            receive(&["--config", file("ari-url = \"http://pbx:8088\"\n").path().to_str().unwrap()], None).unwrap_err();
+        assert!(error.contains("`ari-url`") && error.contains("`callrec receive`"), "{error}");
+        let error = run(&["--config", path], None).unwrap_err();
+        assert!(error.contains("`dir`") && error.contains(path), "{error}");
+    }
+
     #[test]
     fn help_never_shows_the_files_values() {
         let config = file("ari-password = \"hunter2-in-file\"\napi-token = \"t0ken-in-file\"\n");
         let path = config.path().to_str().unwrap();
         let args = ["callrec", "run", "--config", path, "--help"].map(OsString::from).to_vec();
-        let Err(CliError::Clap(help)) = parse(args, None) else { panic!("--help is clap's answer") };
+        let Err(CliError::Clap(help)) = parse(args, |_| None) else { panic!("--help is clap's answer") };
         let help = help.render().to_string();
         assert!(help.contains("--ari-password"), "{help}");
         assert!(!help.contains("hunter2-in-file") && !help.contains("t0ken-in-file"), "{help}");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{parse_secret, parse_size, webhook_secret, ConfigError, Secret};
+use crate::config::{file, parse_secret, parse_size, webhook_secret, ConfigError, Secret};
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -40,6 +40,10 @@ pub struct ReceiveArgs {
     /// Log filter, e.g. "info" or "callrec=debug"
     #[arg(long, env = "CALLREC_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
+
+    /// TOML file with any of these flags as keys (dir = "/srv/received"); flags and CALLREC_RECEIVE_* variables override it
+    #[arg(long = file::FLAG, env = file::RECEIVE_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Everything `callrec receive` needs, checked.
