@@ -639,10 +639,15 @@ impl MediaReceiver {
                     .and_then(|capture| capture.streams.iter().filter_map(|stream| stream.last_arrival).max());
                 let _ = reply.send(last);
             }
-            // Handed over after the next drain: what waits in the socket
-            // counts before a stream is called quiet.
+            // Handed over after the next drain (what waits in the socket
+            // counts before a stream is called quiet), or now if its
+            // deadline has passed.
             MediaCommand::Take { recording, total_samples, deadline, reply } => {
                 self.pending_takes.push(PendingTake { recording, total_samples, deadline, reply });
+                let now = Instant::now();
+                if now >= deadline {
+                    self.hand_over_ended(now);
+                }
             }
         }
     }

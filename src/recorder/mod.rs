@@ -818,7 +818,10 @@ impl Recorder {
                 }
             };
             if tokio::time::timeout(REATTACH_WAIT, all_gone).await.is_err() {
-                debug!(channel = %call, %recording, "the old snoops outlived the wait; snooping anew all the same");
+                warn!(
+                    channel = %call, %recording,
+                    "the old snoops outlived the wait; snooping anew all the same (the new party's first moments may be lost)"
+                );
             }
             for (track, snoop) in new {
                 if let Err(error) = ari.snoop(&call, &snoop, track.spy()).await {
