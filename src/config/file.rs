@@ -212,12 +212,22 @@ mod tests {
         move |name| path.filter(|_| name == variable).map(|path| path.as_os_str().to_os_string())
     }
 
-    fn run(args: &[&str], env: Option<&Path>) -> Result<Config, String> {
-        let args: Vec<OsString> = ["callrec", "run"].iter().chain(args).map(OsString::from).collect();
-        let (cli, matches, file) = parse(args, env_with(ENV, env)).map_err(|error| match error {
+    /// `callrec {command} args…` parsed, with `variable` naming `env`.
+    fn parsed(
+        command: &str,
+        args: &[&str],
+        variable: &'static str,
+        env: Option<&Path>,
+    ) -> Result<(Cli, ArgMatches, Option<ConfigFile>), String> {
+        let args: Vec<OsString> = ["callrec", command].iter().chain(args).map(OsString::from).collect();
+        parse(args, env_with(variable, env)).map_err(|error| match error {
             CliError::Clap(error) => error.to_string(),
             CliError::File(error) => error.to_string(),
-        })?;
+        })
+    }
+
+    fn run(args: &[&str], env: Option<&Path>) -> Result<Config, String> {
+        let (cli, matches, file) = parsed("run", args, ENV, env)?;
         let Subcommand::Run(run) = cli.command else { panic!("not run") };
         let run_matches = matches.subcommand_matches("run").unwrap();
         Config::try_from(run).map_err(|error| match &file {
@@ -269,11 +279,7 @@ mod tests {
     }
 
     fn receive(args: &[&str], env: Option<&Path>) -> Result<crate::receive::ReceiveConfig, String> {
-        let args: Vec<OsString> = ["callrec", "receive"].iter().chain(args).map(OsString::from).collect();
-        let (cli, _, _) = parse(args, env_with(RECEIVE_ENV, env)).map_err(|error| match error {
-            CliError::Clap(error) => error.to_string(),
-            CliError::File(error) => error.to_string(),
-        })?;
+        let (cli, _, _) = parsed("receive", args, RECEIVE_ENV, env)?;
         let Subcommand::Receive(receive) = cli.command else { panic!("not receive") };
         crate::receive::ReceiveConfig::try_from(receive).map_err(|error| error.to_string())
     }

@@ -858,16 +858,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_ended_recording_is_handed_over_once_its_audio_up_to_the_end_has_come() {
+    /// A recording whose stream sent frames 0 to 9 on time from `start`.
+    fn ten_frames_from(start: Instant) -> (Harness, RecordingId) {
         let mut media = harness("127.0.0.1:0").unwrap();
         let recording = Uuid::new_v4();
         media.listen(recording, "127.0.0.1:4000");
+        for n in 0..10 {
+            media.receive(&frame(n), "127.0.0.1:4000", start + Duration::from_millis(20 * u64::from(n)));
+        }
+        (media, recording)
+    }
+
+    #[tokio::test]
+    async fn an_ended_recording_is_handed_over_once_its_audio_up_to_the_end_has_come() {
         let start = Instant::now();
         let at = |frame: u32| start + Duration::from_millis(20 * u64::from(frame));
-        for n in 0..10 {
-            media.receive(&frame(n), "127.0.0.1:4000", at(n));
-        }
+        let (mut media, recording) = ten_frames_from(start);
         // Ended with frame 11, still on its way: asked for with 200 ms to go.
         let (reply, mut answer) = oneshot::channel();
         let deadline = at(10) + Duration::from_millis(200);
@@ -887,13 +893,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_recording_whose_stream_went_quiet_is_handed_over_before_its_deadline() {
-        let mut media = harness("127.0.0.1:0").unwrap();
-        let recording = Uuid::new_v4();
-        media.listen(recording, "127.0.0.1:4000");
         let start = Instant::now();
-        for n in 0..10 {
-            media.receive(&frame(n), "127.0.0.1:4000", start + Duration::from_millis(20 * u64::from(n)));
-        }
+        let (mut media, recording) = ten_frames_from(start);
         let last = start + Duration::from_millis(180);
         let (reply, mut answer) = oneshot::channel();
         let deadline = last + Duration::from_millis(200);
