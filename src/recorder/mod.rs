@@ -38,6 +38,7 @@ mod finish;
 mod holds;
 mod reconcile;
 mod release;
+mod resnoop;
 
 use finish::{teardown, CallFacts, FinishJob};
 use holds::{Hold, Holds, Waiting};
@@ -45,14 +46,6 @@ use holds::{Hold, Holds, Waiting};
 /// Logged when a recording ends where the dialplan cut its capture.
 const CUT_BY_DIALPLAN: &str =
     "the dialplan cut the capture at a stop or pause marker callrec could not hear; the recording ends there";
-
-/// Between hanging up a recording's old snoops and making new ones, the old
-/// ones are looked for this often until they are gone: a snoop channel is
-/// gone only once its audiohook has left the call, and with the call's last
-/// audiohook Asterisk frees what it remembered of the last party's RTP.
-const REATTACH_POLL: Duration = Duration::from_millis(5);
-/// The longest wait for that; the new snoops are made after it regardless.
-const REATTACH_WAIT: Duration = Duration::from_millis(200);
 
 /// One RTP packet's worth of audio.
 const FRAME: Duration = Duration::from_millis(20);
@@ -776,21 +769,13 @@ impl Recorder {
         let (ari, metrics, call, names) =
             (self.parts.ari.clone(), self.parts.metrics.clone(), live.call.clone(), snoop_variable(live));
         self.tasks.spawn(async move {
-            if let Err(error) = ari.add_to_bridge(&bridge, &[&snoop]).await {
-                metrics.reattach_failures.inc();
-                warn!(channel = %call, %recording, %error, "cannot put the new snoop into the capture bridge");
-                return;
-            }
-            if let Err(error) = ari.set_variable(&call, markers::SNOOP_VARIABLE, &names).await {
-                debug!(channel = %call, %error, "could not name the new snoop on the channel");
-            }
+            resnoop::rejoin(&ari, &metrics, &call, recording, &bridge, &snoop, &names).await;
         });
     }
 
-    /// Makes the recording's snoops anew (see `Action::Reattach`): hangs the
-    /// old ones up, waits until they are gone (Asterisk then has dropped the
-    /// call's audiohooks with them), then snoops again; each new snoop joins
-    /// its bridge when it reaches Stasis (`rejoin`).
+    /// Makes the recording's snoops anew (see `Action::Reattach` and
+    /// `resnoop`): the next generation's, each joining its bridge when it
+    /// reaches Stasis (`rejoin`).
     fn reattach(&mut self, channel: &Channel, recording: RecordingId, tracks: &'static [Track]) {
         let Some(live) = self.live.get_mut(&recording) else { return };
         let app = self.parts.ari.app().to_string();
@@ -805,30 +790,7 @@ impl Recorder {
         info!(channel = %channel.name, %recording, "the call gets a new party: snooping it anew");
         let (ari, metrics, call) = (self.parts.ari.clone(), self.parts.metrics.clone(), channel.id.clone());
         self.tasks.spawn(async move {
-            for snoop in &old {
-                if let Err(error) = ari.hangup(snoop).await {
-                    debug!(%snoop, %error, "could not hang up the old snoop");
-                }
-            }
-            let all_gone = async {
-                for snoop in &old {
-                    while !matches!(ari.channel_exists(snoop).await, Ok(false)) {
-                        tokio::time::sleep(REATTACH_POLL).await;
-                    }
-                }
-            };
-            if tokio::time::timeout(REATTACH_WAIT, all_gone).await.is_err() {
-                warn!(
-                    channel = %call, %recording,
-                    "the old snoops outlived the wait; snooping anew all the same (the new party's first moments may be lost)"
-                );
-            }
-            for (track, snoop) in new {
-                if let Err(error) = ari.snoop(&call, &snoop, track.spy()).await {
-                    metrics.reattach_failures.inc();
-                    warn!(channel = %call, %recording, %error, "cannot snoop the call anew; its audio stops here");
-                }
-            }
+            resnoop::snoop_anew(&ari, &metrics, &call, recording, &old, &new).await;
         });
     }
 
