@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::audio::{assert_absent, assert_absent_in, assert_present, first_run_ms};
+use support::audio::{assert_absent, assert_absent_in, assert_present, first_run_of_at_least_ms};
 use support::callrec::{Callrec, Options};
 use support::checks::{assert_between_marks, assert_delivered, assert_onset_complete, assert_well_formed, PROMPT_MS};
 use support::lab::{self, assert_nothing_left, epoch_ms, mark};
@@ -397,7 +397,7 @@ async fn the_dialplan_drives_the_http_api_with_curl() {
     // onset's start, or its turn from 600 to 400 Hz, has energy at 500 Hz
     // too (where the turn falls in a window depends on where the recording
     // began, to the sample).
-    let (prompt_from, _) = first_run_ms(&tracks[1], 400.0).expect("the 400 Hz prompt");
+    let (prompt_from, _) = first_run_of_at_least_ms(&tracks[1], 400.0, 30).expect("the 400 Hz prompt");
     assert_absent_in(&tracks[1], 500.0, prompt_from + 10, tracks[1].len() / 8, "the prompt after the stop");
     assert_nothing_left().await;
     callrec.stop().await;

@@ -49,6 +49,23 @@ pub fn first_run_ms(audio: &[u8], frequency: f64) -> Option<(usize, usize)> {
     Some((first * 10, (first + length) * 10))
 }
 
+/// As `first_run_ms`, for the first run lasting at least `min_ms`: a window
+/// that straddles another tone's onset splashes into neighbouring bins for
+/// a window or two, which is no run of this tone.
+pub fn first_run_of_at_least_ms(audio: &[u8], frequency: f64, min_ms: usize) -> Option<(usize, usize)> {
+    let track = track(audio, frequency);
+    let mut from = 0;
+    while let Some(offset) = track[from..].iter().position(|&m| m > PRESENT) {
+        let first = from + offset;
+        let length = track[first..].iter().take_while(|&&m| m > PRESENT).count();
+        if length * 10 >= min_ms {
+            return Some((first * 10, (first + length) * 10));
+        }
+        from = first + length;
+    }
+    None
+}
+
 /// The loudest level of `frequency` in any window.
 pub fn peak(audio: &[u8], frequency: f64) -> f64 {
     track(audio, frequency).into_iter().fold(0.0, f64::max)
@@ -155,5 +172,12 @@ mod tests {
         assert_eq!(first_run_ms(&audio, 600.0), Some((0, 200)));
         assert_eq!(first_run_ms(&audio, 400.0), Some((200, 500)));
         assert_absent(&audio, 1000.0, "no 1 kHz");
+        // A 400 Hz blip of one window is not the run that follows it.
+        let mut blip = vec![ulaw::SILENCE; 80];
+        blip.extend(tone(400.0, 10, 16000.0));
+        blip.extend(vec![ulaw::SILENCE; 160]);
+        blip.extend(audio);
+        assert_eq!(first_run_ms(&blip, 400.0).map(|(from, _)| from), Some(10));
+        assert_eq!(first_run_of_at_least_ms(&blip, 400.0, 30), Some((240, 540)));
     }
 }
