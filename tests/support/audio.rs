@@ -43,10 +43,7 @@ pub fn present_ms(audio: &[u8], frequency: f64, from_ms: usize, to_ms: usize) ->
 /// Where `frequency` first sounds without a break, as (start, end) in ms at
 /// 10 ms resolution.
 pub fn first_run_ms(audio: &[u8], frequency: f64) -> Option<(usize, usize)> {
-    let track = track(audio, frequency);
-    let first = track.iter().position(|&m| m > PRESENT)?;
-    let length = track[first..].iter().take_while(|&&m| m > PRESENT).count();
-    Some((first * 10, (first + length) * 10))
+    first_run_of_at_least_ms(audio, frequency, 0)
 }
 
 /// As `first_run_ms`, for the first run lasting at least `min_ms`: a window
